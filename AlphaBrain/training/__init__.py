@@ -1,0 +1,1 @@
+"""Training: the continual-learning trainer and its helpers."""

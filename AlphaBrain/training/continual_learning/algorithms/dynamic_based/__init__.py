@@ -1,0 +1,1 @@
+"""Methods that change the architecture per task (planned)."""

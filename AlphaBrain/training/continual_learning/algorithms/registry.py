@@ -1,0 +1,105 @@
+"""One registry of CL algorithms, and `build_cl_algorithm` for both YAML styles.
+
+Generic style:   continual_learning.algorithm: {name: er, buffer_size_per_task: 500, ...}
+Legacy style:    continual_learning.replay:    {enabled: true, method: experience_replay, ...}
+Neither set:     sequential fine-tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from AlphaBrain.utils.errors import ConfigError, unknown_name
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM_REGISTRY: dict[str, type] = {}
+_ALIASES: dict[str, str] = {}
+
+# Legacy `replay.method` values and the algorithm each one means.
+_LEGACY_REPLAY_METHODS = {"experience_replay": "er", "er": "er"}
+_LEGACY_REPLAY_KEYS = ("buffer_size_per_task", "replay_batch_ratio", "balanced_sampling")
+
+
+def register_algorithm(name: str, aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        for key in (name, *aliases):
+            if key in ALGORITHM_REGISTRY or key in _ALIASES:
+                raise ValueError(f"CL algorithm name {key!r} registered twice")
+        ALGORITHM_REGISTRY[name] = cls
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return cls
+
+    return wrap
+
+
+def _ensure_builtin_algorithms_loaded() -> None:
+    # Importing the package registers every built-in algorithm.
+    import AlphaBrain.training.continual_learning.algorithms  # noqa: F401
+
+
+def algorithm_names() -> list[str]:
+    _ensure_builtin_algorithms_loaded()
+    return sorted(ALGORITHM_REGISTRY)
+
+
+def get_algorithm_class(name: str) -> type:
+    _ensure_builtin_algorithms_loaded()
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in ALGORITHM_REGISTRY:
+        raise unknown_name("CL algorithm (continual_learning.algorithm.name)", name, ALGORITHM_REGISTRY)
+    return ALGORITHM_REGISTRY[key]
+
+
+def _as_dict(node: Any) -> dict:
+    if node is None:
+        return {}
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+def resolve_algorithm_spec(cfg: DictConfig) -> tuple[str, dict]:
+    """(algorithm name, hyperparameters) from either YAML style."""
+    cl = cfg.continual_learning
+    algo = _as_dict(cl.get("algorithm"))
+    replay = _as_dict(cl.get("replay"))
+    name = algo.pop("name", None)
+    if name:
+        if replay.get("enabled"):
+            logger.warning(
+                "continual_learning.algorithm.name=%s is set, so the legacy continual_learning.replay block is "
+                "ignored (set continual_learning.replay.enabled=false to silence this).",
+                name,
+            )
+        return str(name), algo
+    if algo:
+        raise ConfigError(
+            f"continual_learning.algorithm has hyperparameters ({', '.join(sorted(algo))}) but no name. "
+            f"Set continual_learning.algorithm.name (one of: {', '.join(algorithm_names())})."
+        )
+    if replay.get("enabled"):
+        method = str(replay.get("method", "experience_replay"))
+        if method not in _LEGACY_REPLAY_METHODS:
+            raise ConfigError(
+                f'Unknown continual_learning.replay.method "{method}". The legacy replay block supports: '
+                f"{', '.join(sorted(_LEGACY_REPLAY_METHODS))}. Other methods use continual_learning.algorithm.name."
+            )
+        params = {k: replay[k] for k in _LEGACY_REPLAY_KEYS if k in replay}
+        return _LEGACY_REPLAY_METHODS[method], params
+    return "sequential", {}
+
+
+def build_cl_algorithm(cfg: DictConfig, **runtime: Any):
+    """Instantiate the run's algorithm; `runtime` (seed, rank, world_size) goes to `bind_runtime`."""
+    name, params = resolve_algorithm_spec(cfg)
+    cls = get_algorithm_class(name)
+    algorithm = cls.from_config(params)
+    algorithm.bind_runtime(**runtime)
+    return algorithm
+

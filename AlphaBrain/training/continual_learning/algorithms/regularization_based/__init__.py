@@ -1,0 +1,1 @@
+"""Loss-penalty methods (EWC, SI, ...): protect parameters important to past tasks."""

@@ -1,0 +1,5 @@
+"""Replay methods: keep a memory of past-task samples and train on it alongside the current task."""
+
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import ER
+
+__all__ = ["ER"]

@@ -1,0 +1,215 @@
+"""Build the ordered task stream of a run from its YAML.
+
+`continual_learning.task_sequence` is either
+  - a name in CL_TASK_SEQUENCES (libero_goal, ...),
+  - a DATASET_NAMED_MIXTURES name or a path to a LeRobot dataset / a folder of them
+    (streamed with task_stream_mode: auto), or
+  - an inline block: {base_data_mix, num_tasks, task_order, task_stream_mode, steps_per_task}.
+
+Partitioning (`task_stream_mode`):
+  by_task_index  one task per task_index value of each dataset (LIBERO: one multi-task parquet)
+  by_dataset     one task per sub-dataset of the mixture
+  auto           by_task_index, falling back to by_dataset when that yields < 2 tasks
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from AlphaBrain.config.loader import env_or_none
+from AlphaBrain.training.continual_learning.datasets.task_sequences import (
+    CL_TASK_SEQUENCES,
+    TaskFilteredDataset,
+    get_task_sequence,
+)
+from AlphaBrain.utils.errors import ConfigError, DatasetError, did_you_mean
+
+STREAM_MODES = ("by_task_index", "by_dataset", "auto")
+INLINE_KEYS = ("base_data_mix", "num_tasks", "task_order", "task_stream_mode", "steps_per_task", "description")
+
+
+@dataclass
+class TaskStream:
+    """The ordered tasks of a run, each a view over one shared base dataset."""
+
+    name: str
+    base_data_mix: str
+    mode: str
+    base_dataset: Any
+    tasks: list[TaskFilteredDataset]
+    steps_per_task: int
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def to_json(self) -> dict:
+        """What `stream.json` records: enough to map eval tasks to train order without guessing."""
+        subs = getattr(self.base_dataset, "datasets", [self.base_dataset])
+        return {
+            "name": self.name,
+            "base_data_mix": self.base_data_mix,
+            "task_stream_mode": self.mode,
+            "steps_per_task": self.steps_per_task,
+            "num_tasks": len(self.tasks),
+            "tasks": [
+                {
+                    "task_id": t.task_id,
+                    "name": t.name,
+                    "instruction": t.instruction,
+                    "num_frames": len(t),
+                    **t.origin,
+                    "dataset": str(subs[t.origin["dataset_index"]].root),
+                }
+                for t in self.tasks
+            ],
+        }
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "task"
+
+
+def _spec_from_config(cfg: DictConfig) -> tuple[str, dict]:
+    raw = cfg.continual_learning.task_sequence
+    if isinstance(raw, DictConfig):
+        spec = OmegaConf.to_container(raw, resolve=True)
+        for key in spec:
+            if key not in INLINE_KEYS:
+                raise ConfigError(
+                    f'Unknown key "continual_learning.task_sequence.{key}".{did_you_mean(key, INLINE_KEYS)} '
+                    f"Valid keys: {', '.join(INLINE_KEYS)}."
+                )
+        spec.setdefault("base_data_mix", cfg.datasets.vla_data.data_mix)
+        spec.setdefault("task_stream_mode", "auto")
+        return "custom", spec
+    if raw is None:
+        return "custom", {"base_data_mix": cfg.datasets.vla_data.data_mix, "task_stream_mode": "auto"}
+    name = str(raw)
+    if name in CL_TASK_SEQUENCES:
+        return name, get_task_sequence(name)
+    from AlphaBrain.dataloader import DATASET_NAMED_MIXTURES
+
+    extra = cfg.datasets.vla_data.get("named_mixtures") or {}
+    if Path(name).expanduser().exists() or name in DATASET_NAMED_MIXTURES or name in extra:
+        return Path(name).name or name, {"base_data_mix": name, "task_stream_mode": "auto"}
+    get_task_sequence(name)  # raises: unknown name, with the valid ones listed
+    raise AssertionError("unreachable")
+
+
+def _natural_tasks(base: Any, mode: str) -> list[dict]:
+    """Tasks in their natural order: (dataset, task_index) pairs or whole datasets."""
+    subs = getattr(base, "datasets", [base])
+    offsets = np.cumsum([0] + [len(d) for d in subs])
+    tasks = []
+    if mode == "by_task_index":
+        for d, sub in enumerate(subs):
+            for task_index, episodes in sorted(sub.episode_task_map().items()):
+                indices = sub.indices_for_episodes(sorted(episodes)) + offsets[d]
+                tasks.append(
+                    {
+                        "instruction": sub.tasks.get(task_index, f"task {task_index}"),
+                        "indices": indices,
+                        "origin": {"dataset_index": d, "task_index": int(task_index), "num_episodes": len(episodes)},
+                    }
+                )
+    else:  # by_dataset
+        for d, sub in enumerate(subs):
+            instructions = list(dict.fromkeys(sub.tasks[t] for t in sorted(sub.tasks)))
+            tasks.append(
+                {
+                    "instruction": " / ".join(instructions),
+                    "name": Path(sub.root).name,
+                    "indices": np.arange(offsets[d], offsets[d + 1], dtype=np.int64),
+                    "origin": {"dataset_index": d, "task_index": None, "num_episodes": len(sub.episodes)},
+                }
+            )
+    return tasks
+
+
+def _apply_order(tasks: list[dict], order: Optional[list], num_tasks: Optional[int], source: str) -> list[dict]:
+    if order is not None:
+        if not isinstance(order, (list, tuple)) or not all(isinstance(i, int) for i in order):
+            raise ConfigError(f"task_order must be a list of integers, got {order!r}.")
+        bad = [i for i in order if not 0 <= i < len(tasks)]
+        if bad:
+            raise ConfigError(
+                f"task_order has positions {bad} but {source} has {len(tasks)} tasks (valid: 0..{len(tasks) - 1})."
+            )
+        if len(set(order)) != len(order):
+            raise ConfigError(f"task_order lists a task twice: {order}.")
+        tasks = [tasks[i] for i in order]
+    if num_tasks is not None:
+        if not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ConfigError(f"num_tasks must be a positive integer, got {num_tasks!r}.")
+        if num_tasks > len(tasks):
+            raise DatasetError(
+                f"The stream asks for num_tasks={num_tasks} but {source} yields only {len(tasks)} tasks. "
+                "Lower num_tasks or check the dataset."
+            )
+        tasks = tasks[:num_tasks]
+    return tasks
+
+
+def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
+    """Resolve the config's task stream; loads the base mixture unless `base_dataset` is given."""
+    from AlphaBrain.dataloader import load_mixture
+
+    name, spec = _spec_from_config(cfg)
+    mode = spec.get("task_stream_mode", "auto")
+    if mode not in STREAM_MODES:
+        raise ConfigError(
+            f'Unknown task_stream_mode "{mode}".{did_you_mean(mode, STREAM_MODES)} Valid: {", ".join(STREAM_MODES)}.'
+        )
+    mix = str(spec["base_data_mix"])
+    if base_dataset is None:
+        base_dataset = load_mixture(
+            mix,
+            env_or_none(cfg, "datasets.vla_data.data_root_dir"),
+            action_horizon=int(cfg.framework.action_model.action_horizon),
+            image_keys=OmegaConf.to_container(cfg.datasets.vla_data.image_keys)
+            if cfg.datasets.vla_data.image_keys is not None
+            else None,
+            extra=OmegaConf.to_container(cfg.datasets.vla_data.named_mixtures) or None,
+        )
+    effective = "by_task_index" if mode == "auto" else mode
+    tasks = _natural_tasks(base_dataset, effective)
+    if mode == "auto" and len(tasks) < 2:
+        effective, tasks = "by_dataset", _natural_tasks(base_dataset, "by_dataset")
+    source = f'data mix "{mix}" ({effective})'
+    tasks = _apply_order(tasks, spec.get("task_order"), spec.get("num_tasks"), source)
+    if len(tasks) < 2:
+        raise DatasetError(
+            f"A continual-learning stream needs at least 2 tasks, but {source} yields {len(tasks)}. "
+            "Use a dataset with several task_index values, or a mixture of datasets with task_stream_mode: by_dataset."
+        )
+    views, used = [], set()
+    for position, task in enumerate(tasks):
+        task_name = task.get("name") or slugify(task["instruction"])
+        while task_name in used:  # the same instruction in two datasets of a mixture
+            task_name = f"{task_name}_{task['origin']['dataset_index']}"
+        used.add(task_name)
+        view = TaskFilteredDataset(
+            base_dataset, indices=task["indices"], task_id=position, name=task_name, instruction=task["instruction"]
+        )
+        view.origin = task["origin"]
+        if len(view) == 0:
+            raise DatasetError(f'Task "{task_name}" of {source} has no frames.')
+        views.append(view)
+    steps = spec.get("steps_per_task") or cfg.continual_learning.steps_per_task
+    return TaskStream(
+        name=name,
+        base_data_mix=mix,
+        mode=effective,
+        base_dataset=base_dataset,
+        tasks=views,
+        steps_per_task=int(steps),
+        description=spec.get("description", ""),
+    )

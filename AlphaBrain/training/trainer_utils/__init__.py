@@ -1,0 +1,1 @@
+"""Helpers shared by trainers (optimizers, schedules, checkpoints, PEFT)."""

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Train one VLA policy over a stream of tasks with a continual-learning algorithm.
+# Composes cl_base.yaml + models/<model>.yaml, injects the algorithm / dataset
+# overrides, loads .env, and launches AlphaBrain.training.continual_learning.train
+# through accelerate. Run with -h for the flags.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CONFIG_DIR="configs/continual_learning"
+
+usage() {
+  cat <<'EOF'
+Usage: run_cl_train.sh [--model M] [--algo A] [--dataset D] [--run-id ID] [--gpus SPEC]
+                       [--port N] [--smoke] [--resume] [--yaml A.yaml B.yaml ...] [-- key=value ...]
+
+Train one VLA backbone sequentially over a task stream (checkpoints per task in
+results/Checkpoints/<run_id>/checkpoints/).
+
+  --model MODEL    VLA backbone: one YAML per model in configs/continual_learning/models/
+                   (tiny = small CPU model; qwengr00t | neurovla | llamaoft | paligemma). Default: qwengr00t
+  --algo ALGO      CL algorithm: er | mir | ... | none (sequential fine-tuning). Default: er
+  --dataset DS     Task stream: libero_goal | libero_spatial | libero_object | libero_10 | libero_long,
+                   a DATASET_NAMED_MIXTURES name, or a path to a LeRobot dataset (or a folder of them).
+                   Default: libero_goal
+  --run-id ID      Run directory name under results/Checkpoints/. Default: {model}_{algo}_{dataset}
+  --gpus SPEC      GPU count ("2") or id list ("1,2,3"; pins CUDA_VISIBLE_DEVICES). On a machine
+                   without GPUs, the count is the number of CPU processes. Default: all GPUs, or 1 CPU process
+  --port N         accelerate main process port. Default: a free port
+  --smoke          5 steps per task, batch 4: an end-to-end pipeline check
+  --resume         Continue after the last complete task checkpoint of --run-id
+  --yaml PATH ...  Explicit YAML files merged left to right on top of cl_base.yaml (skips --model;
+                   --algo/--dataset are applied only when given)
+  -- key=value     OmegaConf overrides passed through (e.g. -- --lora.rank=64 continual_learning.steps_per_task=20000)
+  -h, --help       This help
+
+Environment: variables from .env in the repo root are loaded (see .env.example).
+Example (CPU, no downloads):
+  bash scripts/run_continual_learning_scripts/run_cl_train.sh --model tiny --algo er \
+      --dataset /path/to/lerobot_dataset --smoke
+EOF
+}
+
+die() { echo "error: $*" >&2; exit 2; }
+
+MODEL="" ALGO="" DATASET="" RUN_ID="" GPUS="" PORT="" SMOKE=0 RESUME=0
+YAMLS=() PASSTHROUGH=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --model) [[ $# -ge 2 ]] || die "--model needs a value"; MODEL="$2"; shift 2 ;;
+    --algo) [[ $# -ge 2 ]] || die "--algo needs a value"; ALGO="$2"; shift 2 ;;
+    --dataset) [[ $# -ge 2 ]] || die "--dataset needs a value"; DATASET="$2"; shift 2 ;;
+    --run-id) [[ $# -ge 2 ]] || die "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
+    --gpus) [[ $# -ge 2 ]] || die "--gpus needs a value"; GPUS="$2"; shift 2 ;;
+    --port) [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    --resume) RESUME=1; shift ;;
+    --yaml) shift; while [[ $# -gt 0 && "$1" != -* ]]; do YAMLS+=("$1"); shift; done
+            [[ ${#YAMLS[@]} -gt 0 ]] || die "--yaml needs at least one path" ;;
+    --) shift; PASSTHROUGH=("$@"); break ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown flag '$1' (see --help)" ;;
+  esac
+done
+
+cd "$REPO_ROOT"
+if [[ -f .env ]]; then set -a; # shellcheck disable=SC1091
+  source .env; set +a; fi
+PY="${ALPHABRAIN_PYTHON:-}"
+[[ -n "$PY" ]] || { [[ -x .venv/bin/python ]] && PY=.venv/bin/python || PY=python3; }
+
+OVERRIDES=()
+if [[ ${#YAMLS[@]} -eq 0 ]]; then
+  MODEL="${MODEL:-qwengr00t}" ALGO="${ALGO:-er}" DATASET="${DATASET:-libero_goal}"
+  if [[ ! -f "$CONFIG_DIR/models/$MODEL.yaml" ]]; then
+    valid=$(cd "$CONFIG_DIR/models" && ls *.yaml 2>/dev/null | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
+    die "unknown --model '$MODEL'. Valid choices: $valid"
+  fi
+  YAMLS=("$CONFIG_DIR/cl_base.yaml" "$CONFIG_DIR/models/$MODEL.yaml")
+else
+  [[ -z "$MODEL" ]] || echo "note: --yaml given, so --model $MODEL is ignored" >&2
+fi
+
+case "$ALGO" in
+  "") ;;
+  er) OVERRIDES+=("continual_learning.algorithm.name=null" "continual_learning.replay.enabled=true") ;;
+  none|sequential|ft) OVERRIDES+=("continual_learning.algorithm.name=null" "continual_learning.replay.enabled=false") ;;
+  mir) OVERRIDES+=("continual_learning.replay.enabled=false" "continual_learning.algorithm.name=mir"
+                   "continual_learning.algorithm.mir_refresh_interval=50") ;;
+  *) OVERRIDES+=("continual_learning.replay.enabled=false" "continual_learning.algorithm.name=$ALGO") ;;
+esac
+[[ -z "$DATASET" ]] || OVERRIDES+=("continual_learning.task_sequence=$DATASET")
+if [[ $SMOKE -eq 1 ]]; then
+  OVERRIDES+=("continual_learning.steps_per_task=5" "datasets.vla_data.per_device_batch_size=4")
+fi
+[[ $RESUME -eq 0 ]] || OVERRIDES+=("trainer.is_resume=true")
+if [[ -z "$RUN_ID" ]]; then
+  RUN_ID="${MODEL:-custom}_${ALGO:-cfg}_$(basename "${DATASET:-cfg}")"
+  [[ $SMOKE -eq 0 ]] || RUN_ID="${RUN_ID}_smoke"
+fi
+OVERRIDES+=("run_id=$RUN_ID")
+
+# Processes: GPUs when there are any, otherwise CPU processes (gloo).
+NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null) || die "cannot import torch with $PY; run the set-up in README.md first"
+LAUNCH=()
+if [[ "$GPUS" == *,* ]]; then
+  export CUDA_VISIBLE_DEVICES="$GPUS"; NPROC=$(echo "$GPUS" | tr ',' '\n' | grep -c .)
+elif [[ -n "$GPUS" ]]; then
+  [[ "$GPUS" =~ ^[0-9]+$ && "$GPUS" -ge 1 ]] || die "--gpus must be a count (2) or an id list (1,2,3), got '$GPUS'"
+  NPROC="$GPUS"
+else
+  NPROC=$(( NGPU > 0 ? NGPU : 1 ))
+fi
+if [[ "$NGPU" -eq 0 ]]; then
+  LAUNCH+=(--cpu)
+  [[ -z "$GPUS" ]] || echo "note: no GPU found; running $NPROC CPU process(es)" >&2
+elif [[ "$NPROC" -gt 1 ]]; then
+  LAUNCH+=(--multi_gpu)
+fi
+if [[ -z "$PORT" ]]; then
+  PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+
+CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$NPROC" --num_machines 1
+     --mixed_precision no --dynamo_backend no --main_process_port "$PORT"
+     -m AlphaBrain.training.continual_learning.train
+     --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
+echo "[run_cl_train] ${CMD[*]}" >&2
+exec "${CMD[@]}"
