@@ -111,7 +111,6 @@ else
   NPROC=$(( NGPU > 0 ? NGPU : 1 ))
 fi
 if [[ "$NGPU" -eq 0 ]]; then
-  LAUNCH+=(--cpu)
   [[ -z "$GPUS" ]] || echo "note: no GPU found; running $NPROC CPU process(es)" >&2
 elif [[ "$NPROC" -gt 1 ]]; then
   LAUNCH+=(--multi_gpu)
@@ -120,9 +119,21 @@ if [[ -z "$PORT" ]]; then
   PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 
-CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$NPROC" --num_machines 1
-     --mixed_precision no --dynamo_backend no --main_process_port "$PORT"
-     -m AlphaBrain.training.continual_learning.train
-     --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
+TRAIN=(-m AlphaBrain.training.continual_learning.train --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
+if [[ "$NPROC" -eq 1 ]]; then
+  # One process needs no launcher (accelerate's would wrap a config error in its own traceback).
+  echo "[run_cl_train] $PY ${TRAIN[*]}" >&2
+  exec "$PY" "${TRAIN[@]}"
+fi
+# Several processes: check config and data once, in one process, before starting them all.
+"$PY" "${TRAIN[@]}" --dry-run >/dev/null || exit $?
+if [[ "$NGPU" -eq 0 ]]; then
+  # accelerate's launcher runs a single process with --cpu; torchrun starts the ranks and
+  # Accelerator(cpu=True) joins them over gloo.
+  CMD=("$PY" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "$PORT" "${TRAIN[@]}")
+else
+  CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$NPROC" --num_machines 1
+       --mixed_precision no --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
+fi
 echo "[run_cl_train] ${CMD[*]}" >&2
 exec "${CMD[@]}"

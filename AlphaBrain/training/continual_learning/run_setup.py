@@ -17,18 +17,13 @@ def _sub_datasets(stream: Any) -> list:
     return list(getattr(base, "datasets", [base]))
 
 
-def prepare_statistics(cfg: DictConfig, stream: Any, run_dir: Path, write: bool) -> dict:
-    """Load or compute `dataset_statistics.json`, attach normalizers, and record it in the run dir.
+def prepare_statistics(cfg: DictConfig, stream: Any, run_dir: Path) -> dict:
+    """Load or compute `dataset_statistics.json` and attach normalizers to the stream's datasets.
 
     Statistics cover the whole base mixture of the stream (every task), because
     evaluation of every checkpoint must unnormalize actions the same way.
     """
-    from AlphaBrain.dataloader import (
-        Normalizer,
-        compute_dataset_statistics,
-        load_dataset_statistics,
-        save_dataset_statistics,
-    )
+    from AlphaBrain.dataloader import Normalizer, compute_dataset_statistics, load_dataset_statistics
 
     subs = _sub_datasets(stream)
     expected = {d.embodiment: (d.state_dim, d.action_dim) for d in subs}
@@ -42,8 +37,6 @@ def prepare_statistics(cfg: DictConfig, stream: Any, run_dir: Path, write: bool)
         stats = compute_dataset_statistics(subs)
     for sub in subs:
         sub.set_normalizer(Normalizer(stats[sub.embodiment]))
-    if write:
-        save_dataset_statistics(stats, in_run)
     return stats
 
 

@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from AlphaBrain.dataloader import save_dataset_statistics
 from AlphaBrain.config.loader import config_to_yaml, load_run_config, resolved_container
 from AlphaBrain.training.continual_learning import checkpointing as ckpt_io
 from AlphaBrain.training.continual_learning.algorithms import CLContext, build_cl_algorithm
@@ -80,8 +81,12 @@ class ContinualVLATrainer:
         self.start_position = 0
 
     # ------------------------------------------------------------------ setup
-    def prepare_training(self) -> None:
-        """Stream, statistics, model, algorithm; restores state when resuming."""
+    def prepare_training(self, dry_run: bool = False) -> None:
+        """Stream, statistics, model, algorithm; restores state when resuming.
+
+        Everything a user can get wrong is checked before the run dir is
+        touched, so a bad input leaves nothing behind. `dry_run` stops there.
+        """
         from AlphaBrain.model import build_framework
 
         cfg, acc = self.cfg, self.accelerator
@@ -92,7 +97,7 @@ class ContinualVLATrainer:
         if self.stream is None:
             self.stream = build_task_stream(cfg)
         resume = resume_point(self.cfg, self.run_dir, self.stream)
-        stats = prepare_statistics(cfg, self.stream, self.run_dir, write=acc.is_main_process)
+        stats = prepare_statistics(cfg, self.stream, self.run_dir)
 
         seed_everything(self.seed)
         spec = self.stream.base_dataset.datasets[0].data_spec if hasattr(self.stream.base_dataset, "datasets") else self.stream.base_dataset.data_spec
@@ -103,6 +108,8 @@ class ContinualVLATrainer:
             self.model = apply_lora(self.model, cfg.lora)
         self.algorithm = build_cl_algorithm(cfg, seed=self.seed, rank=acc.process_index, world_size=acc.num_processes)
 
+        if dry_run:
+            return
         if resume is not None:
             self.model.load_state_dict(ckpt_io.load_model_state(resume))
             self.algorithm.load_state_dict(resume.state["algorithm"])
@@ -113,6 +120,7 @@ class ContinualVLATrainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(cfg))
             atomic_write_json(self.run_dir / "stream.json", self.stream.to_json())
+            save_dataset_statistics(stats, self.run_dir / "dataset_statistics.json")
         self.model = acc.prepare(self.model)
         self.metrics = MetricsLogger(
             self.run_dir, str(cfg.trainer.report_to), str(cfg.run_id), resolved_container(cfg)
@@ -280,6 +288,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
         "--config_yaml", nargs="+", required=True, metavar="YAML",
         help="YAML files merged left to right on top of cl_base.yaml (e.g. cl_base.yaml models/tiny.yaml).",
     )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="Check the config, dataset, statistics, model and algorithm, print the plan, and exit without training.",
+    )
     parser.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides, e.g. lora.rank=64 (a leading -- is allowed).")
     return parser
 
@@ -289,15 +301,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = build_arg_parser()
     args, unknown = parser.parse_known_args(argv)
     # Dotlist items written as --key=value look like options to argparse; accept them.
-    overrides = list(args.overrides) + [u for u in unknown if "=" in u]
+    # `--config_yaml a.yaml b.yaml key=value ...`: argparse hands the dotlist to --config_yaml too.
+    yamls = [a for a in args.config_yaml if "=" not in a]
+    overrides = [a for a in args.config_yaml if "=" in a] + list(args.overrides) + [u for u in unknown if "=" in u]
     stray = [u for u in unknown if "=" not in u]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)} (overrides are key=value)")
     try:
-        cfg = load_run_config(args.config_yaml, overrides)
+        cfg = load_run_config(yamls, overrides)
         if cfg.run_id is None:
             raise ConfigError("run_id is not set: add run_id=<name> (run_cl_train.sh sets it for you).")
-        ContinualVLATrainer(cfg).train()
+        trainer = ContinualVLATrainer(cfg)
+        if args.dry_run:
+            trainer.prepare_training(dry_run=True)
+            print(f"[alphabrain] dry run OK: {len(trainer.stream)} tasks: "
+                  + ", ".join(t.name for t in trainer.stream.tasks), flush=True)
+        else:
+            trainer.train()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

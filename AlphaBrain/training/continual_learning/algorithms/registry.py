@@ -71,7 +71,7 @@ def resolve_algorithm_spec(cfg: DictConfig) -> tuple[str, dict]:
     replay = _as_dict(cl.get("replay"))
     name = algo.pop("name", None)
     if name:
-        if replay.get("enabled"):
+        if replay.get("enabled") and str(name).lower() not in _LEGACY_REPLAY_METHODS:
             logger.warning(
                 "continual_learning.algorithm.name=%s is set, so the legacy continual_learning.replay block is "
                 "ignored (set continual_learning.replay.enabled=false to silence this).",

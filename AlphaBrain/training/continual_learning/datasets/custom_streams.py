@@ -98,7 +98,8 @@ def _spec_from_config(cfg: DictConfig) -> tuple[str, dict]:
     from AlphaBrain.dataloader import DATASET_NAMED_MIXTURES
 
     extra = cfg.datasets.vla_data.get("named_mixtures") or {}
-    if Path(name).expanduser().exists() or name in DATASET_NAMED_MIXTURES or name in extra:
+    looks_like_path = "/" in name or name.startswith((".", "~"))
+    if looks_like_path or Path(name).expanduser().exists() or name in DATASET_NAMED_MIXTURES or name in extra:
         return Path(name).name or name, {"base_data_mix": name, "task_stream_mode": "auto"}
     get_task_sequence(name)  # raises: unknown name, with the valid ones listed
     raise AssertionError("unreachable")

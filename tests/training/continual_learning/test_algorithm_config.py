@@ -1,0 +1,99 @@
+"""Selecting algorithms from YAML: both styles, validation, and the hook-name guard."""
+
+import pytest
+
+from AlphaBrain.config.loader import compose_config
+from AlphaBrain.training.continual_learning.algorithms import (
+    ER,
+    CLAlgorithm,
+    algorithm_names,
+    build_cl_algorithm,
+    get_algorithm_class,
+)
+from AlphaBrain.utils.errors import ConfigError, UserError
+
+GENERIC = [
+    "continual_learning.replay.enabled=false",
+    "continual_learning.algorithm.name=er",
+    "continual_learning.algorithm.buffer_size_per_task=64",
+    "continual_learning.algorithm.replay_batch_ratio=0.5",
+    "continual_learning.algorithm.balanced_sampling=true",
+]
+LEGACY = [
+    "continual_learning.replay.enabled=true",
+    "continual_learning.replay.method=experience_replay",
+    "continual_learning.replay.buffer_size_per_task=64",
+    "continual_learning.replay.replay_batch_ratio=0.5",
+    "continual_learning.replay.balanced_sampling=true",
+]
+
+
+def test_both_yaml_styles_build_the_same_er():
+    generic = build_cl_algorithm(compose_config([], GENERIC))
+    legacy = build_cl_algorithm(compose_config([], LEGACY))
+    assert type(generic) is type(legacy) is ER
+    assert generic.hparams == legacy.hparams == {
+        "buffer_size_per_task": 64,
+        "replay_batch_ratio": 0.5,
+        "balanced_sampling": True,
+    }
+
+
+def test_neither_style_is_sequential_finetuning():
+    algo = build_cl_algorithm(compose_config([], ["continual_learning.replay.enabled=false"]))
+    assert algo.name == "sequential"
+
+
+def test_base_config_defaults_to_er_with_seed_defaults():
+    algo = build_cl_algorithm(compose_config([]))
+    assert algo.hparams == {"buffer_size_per_task": 500, "replay_batch_ratio": 0.3, "balanced_sampling": False}
+
+
+def test_generic_name_wins_over_enabled_legacy_block():
+    cfg = compose_config([], ["continual_learning.algorithm.name=sequential"])
+    assert build_cl_algorithm(cfg).name == "sequential"
+
+
+@pytest.mark.parametrize("ratio", ["0", "1", "1.5", "-0.1"])
+def test_replay_ratio_outside_open_interval_is_rejected(ratio):
+    with pytest.raises(ConfigError, match="replay_batch_ratio must be strictly between 0 and 1"):
+        build_cl_algorithm(compose_config([], [f"continual_learning.replay.replay_batch_ratio={ratio}"]))
+
+
+def test_unknown_algorithm_lists_valid_ones():
+    with pytest.raises(UserError, match=r'Unknown CL algorithm.*"err".*Did you mean "er".*sequential'):
+        build_cl_algorithm(compose_config([], ["continual_learning.algorithm.name=err"]))
+
+
+def test_unknown_hyperparameter_suggests_closest():
+    with pytest.raises(ConfigError, match=r'"continual_learning.algorithm.buffer_size".*buffer_size_per_task'):
+        build_cl_algorithm(compose_config([], ["continual_learning.algorithm.name=er",
+                                               "continual_learning.algorithm.buffer_size=3"]))
+
+
+def test_unknown_legacy_method():
+    with pytest.raises(ConfigError, match="replay.method"):
+        build_cl_algorithm(compose_config([], ["continual_learning.replay.method=gem"]))
+
+
+def test_aliases_resolve():
+    assert get_algorithm_class("experience_replay") is ER
+    assert get_algorithm_class("none").name == "sequential"
+    assert {"er", "sequential"} <= set(algorithm_names())
+
+
+@pytest.mark.parametrize("typo", ["on_task_ends", "modify_batches", "after_backwards", "compute_penalties", "on_train_end"])
+def test_misspelled_hook_fails_at_class_definition(typo):
+    with pytest.raises(TypeError, match="looks like a CL hook"):
+        type("Broken", (CLAlgorithm,), {typo: lambda self, *a: None})
+
+
+def test_helper_methods_with_unrelated_names_are_allowed():
+    cls = type("Fine", (CLAlgorithm,), {"fisher_diagonal": lambda self: None, "on_task_end": lambda self, ctx: None})
+    assert issubclass(cls, CLAlgorithm)
+
+
+def test_state_from_another_algorithm_is_rejected():
+    er = ER()
+    with pytest.raises(ConfigError, match='written by algorithm "sequential"'):
+        er.load_state_dict({"name": "sequential"})
