@@ -1,0 +1,132 @@
+"""Camera frames of one episode, fetched on demand and cached per episode.
+
+Numeric columns are loaded once into memory by the dataset; camera frames are
+far too large for that, so they are read per episode:
+
+* "image" features (PNG bytes in parquet): the episode's encoded bytes are read
+  once (only the row groups holding it) and cached; one PNG is decoded per access.
+* "video" features (mp4): a random access decodes just that frame (a seek to
+  the keyframe before it, then at most one GOP). When an episode is read in
+  order (frame f right after f-1: replay-buffer filling, evaluation, statistics),
+  the whole episode segment is decoded once and cached, so the rest is free.
+  Decoding whole episodes for random access would cost ~100x more per sample.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from AlphaBrain.dataloader.lerobot_format import VideoSegment
+from AlphaBrain.dataloader.parquet_io import decode_image_cell, read_rows
+from AlphaBrain.dataloader.video import decode_frame, decode_segment
+
+
+class LRUCache:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(0, int(capacity))
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def peek(self, key: Any) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.capacity:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = load()
+        self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class EpisodeFrameSource:
+    """Reads camera frames for (episode position, frame) pairs.
+
+    `rows_of(pos)` gives (data file, row numbers in that file) of an episode's
+    frames in frame order; `segment_of(pos, key)` its video segment.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        image_keys: Sequence[str],
+        dtypes: dict[str, str],
+        fps: float,
+        rows_of: Callable[[int], tuple[Path, np.ndarray]],
+        segment_of: Callable[[int, str], VideoSegment],
+        length_of: Callable[[int], int],
+        video_cache_episodes: int = 4,
+    ) -> None:
+        self.root = root
+        self.image_keys = list(image_keys)
+        self.png_keys = [k for k in self.image_keys if dtypes[k] == "image"]
+        self.video_keys = [k for k in self.image_keys if dtypes[k] == "video"]
+        self.fps = fps
+        self._rows_of, self._segment_of, self._length_of = rows_of, segment_of, length_of
+        # Encoded PNG bytes are small, so more episodes fit than decoded video.
+        self._png_cache = LRUCache(4 * max(1, video_cache_episodes))
+        self._video_cache = LRUCache(max(0, video_cache_episodes) * max(1, len(self.video_keys)))
+        self._last_frame = LRUCache(256)  # (pos, key) -> frame last read: detects in-order reading
+
+    def frames(self, pos: int, frame: int) -> list[np.ndarray]:
+        cells = self._png_cache.get(pos, lambda: self._read_cells(pos)) if self.png_keys else {}
+        out = []
+        for key in self.image_keys:
+            if key in cells:
+                out.append(decode_image_cell(cells[key][frame], self.root, key))
+            else:
+                out.append(self._video_frame(pos, key, frame))
+        return out
+
+    def _video_frame(self, pos: int, key: str, frame: int) -> np.ndarray:
+        # Copies: a caller that augments an image in place must not alter the cache.
+        clip = self._video_cache.peek((pos, key))
+        if clip is not None:
+            return clip[frame].copy()
+        previous = self._last_frame.peek((pos, key))
+        self._last_frame.put((pos, key), frame)
+        seg = self._segment_of(pos, key)
+        if previous is not None and frame == previous + 1 and self._video_cache.capacity:
+            clip = decode_segment(seg.path, seg.from_timestamp, self._length_of(pos), self.fps)
+            self._video_cache.put((pos, key), clip)
+            return clip[frame].copy()
+        return decode_frame(seg.path, seg.from_timestamp + frame / self.fps, self.fps)
+
+    def _read_cells(self, pos: int) -> dict[str, list[Any]]:
+        path, rows = self._rows_of(pos)
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        table = read_rows(path, self.png_keys, lo, hi)
+        cells = {}
+        for key in self.png_keys:
+            column = table.column(key).to_pylist()
+            cells[key] = [column[r - lo] for r in rows]
+        return cells
+
+    def clear(self) -> None:
+        self._png_cache.clear()
+        self._video_cache.clear()
+        self._last_frame.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers start with empty caches instead of a copy of decoded video.
+        state = self.__dict__.copy()
+        state["_png_cache"] = LRUCache(self._png_cache.capacity)
+        state["_video_cache"] = LRUCache(self._video_cache.capacity)
+        state["_last_frame"] = LRUCache(self._last_frame.capacity)
+        return state
