@@ -139,3 +139,14 @@ def test_sigkill_during_task_two_then_resume_matches_uninterrupted(synthetic_dat
     sa = json.loads((tmp_path / "full/r/checkpoints" / f"{prefix}_cl_state.json").read_text())
     sb = json.loads((tmp_path / "killed/r/checkpoints" / f"{prefix}_cl_state.json").read_text())
     assert sa["algorithm"]["buffer"] == sb["algorithm"]["buffer"]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes(synthetic_dataset, tmp_path):
+    """--gpus 2 on a machine without GPUs: two ranks over gloo (Accelerator(cpu=True)), one set of checkpoints."""
+    if torch.cuda.is_available():
+        pytest.skip("this test is about CPU-only machines")
+    proc = run_wrapper(["--model", "tiny", "--algo", "er", "--dataset", str(synthetic_dataset), "--smoke",
+                        "--gpus", "2", "--run-id", "mp"], tmp_path, check=True)
+    assert "2 process(es)" in proc.stdout
+    assert len([n for n in checkpoint_names(tmp_path / "mp") if n.endswith("_cl_state.json")]) == 3

@@ -1,0 +1,1 @@
+"""Evaluation of continual-learning runs: matrices of per-checkpoint, per-task scores."""
