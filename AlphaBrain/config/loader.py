@@ -69,7 +69,8 @@ def _load_yaml(path: str | os.PathLike) -> DictConfig:
     return cfg
 
 
-def _parse_dotlist(dotlist: Sequence[str]) -> DictConfig:
+def _parse_dotlist(dotlist: Sequence[str]) -> list[DictConfig]:
+    """One layer per item, merged in order, so `a=x a.b=y` refines `x` instead of replacing it."""
     cleaned = []
     for item in dotlist:
         item = item[2:] if item.startswith("--") else item
@@ -78,10 +79,13 @@ def _parse_dotlist(dotlist: Sequence[str]) -> DictConfig:
                 f'Override "{item}" is not of the form key=value (e.g. continual_learning.steps_per_task=2000).'
             )
         cleaned.append(item)
-    try:
-        return OmegaConf.from_dotlist(cleaned)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"Bad override {cleaned}: {exc}") from None
+    layers = []
+    for item in cleaned:
+        try:
+            layers.append(OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f'Bad override "{item}": {exc}') from None
+    return layers
 
 
 def _key_paths(node: Any, prefix: str = "") -> Iterable[str]:
@@ -111,6 +115,24 @@ def _validate_keys(cfg: DictConfig, schema: DictConfig, source: str) -> None:
             )
 
 
+def _expand_task_sequence(cfg: DictConfig, layer: DictConfig) -> None:
+    """A stream given by name (`task_sequence: /data/x` or `libero_goal`) refined by block keys
+    (`task_sequence.task_order: [...]`) keeps its name: the name becomes the block's base.
+    A block with its own `base_data_mix` is a new stream and replaces the name outright."""
+    key = "continual_learning.task_sequence"
+    current, incoming = OmegaConf.select(cfg, key), OmegaConf.select(layer, key)
+    if isinstance(incoming, DictConfig) and "base_data_mix" not in incoming and isinstance(current, str):
+        from AlphaBrain.training.continual_learning.datasets.task_sequences import CL_TASK_SEQUENCES
+
+        base = dict(CL_TASK_SEQUENCES.get(current, {"base_data_mix": current}))
+        OmegaConf.update(cfg, key, base, merge=False)
+
+
+def _merge(cfg: DictConfig, layer: DictConfig) -> DictConfig:
+    _expand_task_sequence(cfg, layer)
+    return OmegaConf.merge(cfg, layer)
+
+
 def compose_config(yaml_paths: Sequence[str | os.PathLike], dotlist: Sequence[str] = ()) -> DictConfig:
     """Merge `cl_base.yaml`, then each YAML, then the dotlist; reject unknown keys."""
     schema = _load_yaml(BASE_CONFIG)
@@ -120,10 +142,10 @@ def compose_config(yaml_paths: Sequence[str | os.PathLike], dotlist: Sequence[st
             continue
         layer = _load_yaml(path)
         _validate_keys(layer, schema, str(path))
-        cfg = OmegaConf.merge(cfg, layer)
-    overrides = _parse_dotlist(dotlist)
-    _validate_keys(overrides, schema, "command-line overrides")
-    cfg = OmegaConf.merge(cfg, overrides)
+        cfg = _merge(cfg, layer)
+    for layer in _parse_dotlist(dotlist):
+        _validate_keys(layer, schema, "command-line overrides")
+        cfg = _merge(cfg, layer)
     return cfg
 
 

@@ -45,9 +45,7 @@ def _load_run(run_dir: Path):
     ckpts = ckpt_io.list_complete_checkpoints(run_dir / "checkpoints")
     if not ckpts:
         raise UserError(f"No complete task checkpoint in {run_dir / 'checkpoints'}.")
-    base = stream.base_dataset
-    spec = (base.datasets[0] if hasattr(base, "datasets") else base).data_spec
-    model = build_framework(cfg, spec)
+    model = build_framework(cfg, stream.base_dataset.data_spec)
     return stream, ckpts, model, ckpt_io
 
 

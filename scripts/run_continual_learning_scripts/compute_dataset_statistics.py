@@ -44,23 +44,17 @@ def _load_dotenv(path: Path) -> None:
 
 def mixture_from_config(paths: list[str]) -> tuple[str, str | None, dict | None]:
     """(data_mix, data_root_dir, named_mixtures) of a composed run config."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
 
     from AlphaBrain.config.loader import compose_config, env_or_none
 
     cfg = compose_config(paths)
     vla = cfg.datasets.vla_data
-    mix = vla.get("data_mix")
-    # The task stream's base mixture wins: it is what the run actually trained on.
-    seq = OmegaConf.select(cfg, "continual_learning.task_sequence")
-    if isinstance(seq, DictConfig) and seq.get("base_data_mix"):
-        mix = seq.base_data_mix
-    elif isinstance(seq, str):
-        try:
-            from AlphaBrain.training.continual_learning.datasets.task_sequences import CL_TASK_SEQUENCES
-        except ImportError:
-            CL_TASK_SEQUENCES = {}
-        mix = CL_TASK_SEQUENCES.get(seq, {}).get("base_data_mix", mix)
+    # The task stream's base mixture is what the run trained on (a named sequence, a path
+    # given with --dataset, or an inline block), resolved exactly as the trainer does.
+    from AlphaBrain.training.continual_learning.datasets.custom_streams import resolve_stream_spec
+
+    mix = resolve_stream_spec(cfg)[1].get("base_data_mix")
     if not mix:
         raise ConfigError(
             "the config sets no datasets.vla_data.data_mix (nor continual_learning.task_sequence.base_data_mix)"

@@ -41,7 +41,7 @@ from AlphaBrain.training.continual_learning.algorithms import CLContext, build_c
 from AlphaBrain.training.continual_learning.datasets import TaskStream, build_task_stream
 from AlphaBrain.training.continual_learning.run_setup import prepare_statistics, resume_point
 from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_scheduler
-from AlphaBrain.training.trainer_utils.tracking import MetricsLogger
+from AlphaBrain.training.trainer_utils.tracking import MetricsLogger, check_reporter
 from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
 from AlphaBrain.utils.errors import ConfigError, UserError
 
@@ -100,22 +100,19 @@ class ContinualVLATrainer:
         stats = prepare_statistics(cfg, self.stream, self.run_dir)
 
         seed_everything(self.seed)
-        spec = self.stream.base_dataset.datasets[0].data_spec if hasattr(self.stream.base_dataset, "datasets") else self.stream.base_dataset.data_spec
-        self.model = build_framework(cfg, spec)
+        self.model = build_framework(cfg, self.stream.base_dataset.data_spec)
         if bool(cfg.lora.enabled):
             from AlphaBrain.training.trainer_utils.peft import apply_lora
 
             self.model = apply_lora(self.model, cfg.lora)
         self.algorithm = build_cl_algorithm(cfg, seed=self.seed, rank=acc.process_index, world_size=acc.num_processes)
-
+        # Settings otherwise first read when task 0 starts: check them now, before anything is written.
+        build_scheduler(build_optimizer(self.model, cfg.trainer), cfg.trainer, self.stream.steps_per_task)
+        check_reporter(str(cfg.trainer.report_to))
+        if resume is not None:
+            self._restore(resume)
         if dry_run:
             return
-        if resume is not None:
-            self.model.load_state_dict(ckpt_io.load_model_state(resume))
-            self.algorithm.load_state_dict(resume.state["algorithm"])
-            self.algorithm.load_tensor_state_dict(ckpt_io.load_cl_tensors(resume))
-            self.global_step = int(resume.state["global_step"])
-            self.start_position = resume.position + 1
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(cfg))
@@ -134,9 +131,23 @@ class ContinualVLATrainer:
                 f"algorithm {self.algorithm.name}, model {cfg.framework.name} "
                 f"({n_params / 1e6:.2f} M params, {n_train / 1e6:.2f} M trainable), "
                 f"{acc.num_processes} process(es) on {acc.device}"
-                + (f"; resuming at task {self.start_position}" if resume is not None else ""),
+                + (f"; resuming at task {self.start_position + 1}" if 0 < self.start_position < len(self.stream) else ""),
                 flush=True,
             )
+
+    def _restore(self, resume: ckpt_io.TaskCheckpoint) -> None:
+        try:
+            self.model.load_state_dict(ckpt_io.load_model_state(resume))
+        except RuntimeError as exc:  # shape / key mismatch: the config changed since the checkpoint
+            first = str(exc).strip().splitlines()[-1].strip()
+            raise UserError(
+                f"Cannot resume from {resume.model_file.name}: its weights do not fit the model this config builds "
+                f"({first}). Resume with the run's own settings (see {self.run_dir / 'config.yaml'}) or use a new --run-id."
+            ) from None
+        self.algorithm.load_state_dict(resume.state["algorithm"])
+        self.algorithm.load_tensor_state_dict(ckpt_io.load_cl_tensors(resume))
+        self.global_step = int(resume.state["global_step"])
+        self.start_position = resume.position + 1
 
     @property
     def unwrapped(self) -> torch.nn.Module:

@@ -84,7 +84,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, trainer_cfg: DictConfig, t
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"trainer.warmup_ratio must be in [0, 1), got {ratio}.")
     warmup = int(round(ratio * total_steps))
-    min_lr = float((trainer_cfg.get("scheduler_specific_kwargs") or {}).get("min_lr", 0.0))
+    kwargs = dict(trainer_cfg.get("scheduler_specific_kwargs") or {})
+    for key in kwargs:
+        if key != "min_lr":
+            raise ConfigError(
+                f'Unknown key "trainer.scheduler_specific_kwargs.{key}".{did_you_mean(key, ["min_lr"])} Valid keys: min_lr.'
+            )
+    min_lr = float(kwargs.get("min_lr", 0.0))
     lambdas = []
     for group in optimizer.param_groups:
         base = group["initial_lr"]

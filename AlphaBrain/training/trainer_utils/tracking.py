@@ -12,10 +12,21 @@ from AlphaBrain.utils.errors import ConfigError
 REPORTERS = ("jsonl", "tensorboard", "wandb")
 
 
+def check_reporter(report_to: str) -> None:
+    """Fail early on an unknown tracker or a missing tracker package."""
+    if report_to not in REPORTERS:
+        raise ConfigError(f'trainer.report_to must be one of {", ".join(REPORTERS)}, got "{report_to}".')
+    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(report_to)
+    if package is not None:
+        import importlib.util
+
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"trainer.report_to={report_to} needs the {package} package: pip install {package}")
+
+
 class MetricsLogger:
     def __init__(self, run_dir: Path, report_to: str = "jsonl", run_id: str = "", config: dict | None = None):
-        if report_to not in REPORTERS:
-            raise ConfigError(f'trainer.report_to must be one of {", ".join(REPORTERS)}, got "{report_to}".')
+        check_reporter(report_to)
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", buffering=1)  # line-buffered: a crash keeps every finished line

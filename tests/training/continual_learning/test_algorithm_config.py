@@ -97,3 +97,18 @@ def test_state_from_another_algorithm_is_rejected():
     er = ER()
     with pytest.raises(ConfigError, match='written by algorithm "sequential"'):
         er.load_state_dict({"name": "sequential"})
+
+
+def test_er_hyperparameters_from_either_block_after_algo_er():
+    # run_cl_train.sh --algo er selects the legacy block; both spellings of a hyperparameter must work.
+    legacy = ["continual_learning.algorithm.name=null", "continual_learning.replay.enabled=true"]
+    a = build_cl_algorithm(compose_config([], [*legacy, "continual_learning.algorithm.buffer_size_per_task=7"]))
+    b = build_cl_algorithm(compose_config([], [*legacy, "continual_learning.replay.buffer_size_per_task=7"]))
+    c = build_cl_algorithm(compose_config([], ["continual_learning.algorithm.name=er",
+                                               "continual_learning.replay.buffer_size_per_task=7"]))
+    assert a.hparams["buffer_size_per_task"] == b.hparams["buffer_size_per_task"] == c.hparams["buffer_size_per_task"] == 7
+
+
+def test_boolean_buffer_size_is_rejected():
+    with pytest.raises(ConfigError, match="positive integer"):
+        ER(buffer_size_per_task=True)

@@ -137,3 +137,20 @@ def assert_same_final_checkpoint(run_a, run_b, prefix="task_2_id2_steps_12"):
     sb = json.loads((run_b / "checkpoints" / f"{prefix}_cl_state.json").read_text())
     assert sa["algorithm"]["buffer"]["refs"] == sb["algorithm"]["buffer"]["refs"]
     assert sa["algorithm"] == sb["algorithm"]
+
+
+def test_resume_with_a_different_model_is_a_clear_error(synthetic_dataset, tmp_path, make_config):
+    ContinualVLATrainer(make_config(tmp_path, synthetic_dataset, steps=1)).train()
+    for state in (tmp_path / "run" / "checkpoints").glob("task_2_*"):
+        state.unlink()  # pretend the run stopped after task 1
+    cfg = make_config(tmp_path, synthetic_dataset, "trainer.is_resume=true", "framework.tiny.vision_dim=32", steps=1)
+    with pytest.raises(UserError, match="do not fit the model"):
+        ContinualVLATrainer(cfg).train()
+
+
+def test_bad_trainer_settings_fail_before_anything_is_written(synthetic_dataset, tmp_path, make_config):
+    for bad in ("trainer.lr_scheduler_type=cosine_min", "trainer.learning_rate.action_head=1e-3",
+                "trainer.scheduler_specific_kwargs.min_lrr=1e-6", "trainer.report_to=mlflow"):
+        with pytest.raises(UserError):
+            ContinualVLATrainer(make_config(tmp_path, synthetic_dataset, bad, steps=1)).train()
+        assert not (tmp_path / "run").exists(), bad

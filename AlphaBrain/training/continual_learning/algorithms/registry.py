@@ -70,19 +70,20 @@ def resolve_algorithm_spec(cfg: DictConfig) -> tuple[str, dict]:
     algo = _as_dict(cl.get("algorithm"))
     replay = _as_dict(cl.get("replay"))
     name = algo.pop("name", None)
+    # ER's keys in the legacy block are defaults for the generic block, so `--algo er` followed by
+    # either `replay.buffer_size_per_task=...` or `algorithm.buffer_size_per_task=...` does what it says.
+    legacy_er = {k: replay[k] for k in _LEGACY_REPLAY_KEYS if k in replay}
     if name:
-        if replay.get("enabled") and str(name).lower() not in _LEGACY_REPLAY_METHODS:
+        key = str(name).lower()
+        if _ALIASES.get(key, key) == "er":
+            return str(name), {**legacy_er, **algo}
+        if replay.get("enabled"):
             logger.warning(
                 "continual_learning.algorithm.name=%s is set, so the legacy continual_learning.replay block is "
                 "ignored (set continual_learning.replay.enabled=false to silence this).",
                 name,
             )
         return str(name), algo
-    if algo:
-        raise ConfigError(
-            f"continual_learning.algorithm has hyperparameters ({', '.join(sorted(algo))}) but no name. "
-            f"Set continual_learning.algorithm.name (one of: {', '.join(algorithm_names())})."
-        )
     if replay.get("enabled"):
         method = str(replay.get("method", "experience_replay"))
         if method not in _LEGACY_REPLAY_METHODS:
@@ -90,8 +91,12 @@ def resolve_algorithm_spec(cfg: DictConfig) -> tuple[str, dict]:
                 f'Unknown continual_learning.replay.method "{method}". The legacy replay block supports: '
                 f"{', '.join(sorted(_LEGACY_REPLAY_METHODS))}. Other methods use continual_learning.algorithm.name."
             )
-        params = {k: replay[k] for k in _LEGACY_REPLAY_KEYS if k in replay}
-        return _LEGACY_REPLAY_METHODS[method], params
+        return _LEGACY_REPLAY_METHODS[method], {**legacy_er, **algo}
+    if algo:
+        raise ConfigError(
+            f"continual_learning.algorithm has hyperparameters ({', '.join(sorted(algo))}) but no name. "
+            f"Set continual_learning.algorithm.name (one of: {', '.join(algorithm_names())})."
+        )
     return "sequential", {}
 
 

@@ -77,7 +77,8 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "task"
 
 
-def _spec_from_config(cfg: DictConfig) -> tuple[str, dict]:
+def resolve_stream_spec(cfg: DictConfig) -> tuple[str, dict]:
+    """(stream name, spec dict) of `continual_learning.task_sequence`, whichever form it takes."""
     raw = cfg.continual_learning.task_sequence
     if isinstance(raw, DictConfig):
         spec = OmegaConf.to_container(raw, resolve=True)
@@ -163,7 +164,7 @@ def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
     """Resolve the config's task stream; loads the base mixture unless `base_dataset` is given."""
     from AlphaBrain.dataloader import load_mixture
 
-    name, spec = _spec_from_config(cfg)
+    name, spec = resolve_stream_spec(cfg)
     mode = spec.get("task_stream_mode", "auto")
     if mode not in STREAM_MODES:
         raise ConfigError(
@@ -204,7 +205,10 @@ def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
         if len(view) == 0:
             raise DatasetError(f'Task "{task_name}" of {source} has no frames.')
         views.append(view)
-    steps = spec.get("steps_per_task") or cfg.continual_learning.steps_per_task
+    steps = spec.get("steps_per_task")
+    steps = cfg.continual_learning.steps_per_task if steps is None else steps
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ConfigError(f"steps_per_task must be a positive integer, got {steps!r}.")
     return TaskStream(
         name=name,
         base_data_mix=mix,

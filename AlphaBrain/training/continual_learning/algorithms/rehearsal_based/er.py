@@ -38,11 +38,12 @@ class ER(CLAlgorithm):
     }
 
     def __init__(self, buffer_size_per_task: int = 500, replay_batch_ratio: float = 0.3, balanced_sampling: bool = False):
-        if not isinstance(buffer_size_per_task, int) or buffer_size_per_task < 1:
+        if not isinstance(buffer_size_per_task, int) or isinstance(buffer_size_per_task, bool) or buffer_size_per_task < 1:
             raise ConfigError(
                 f"continual_learning buffer_size_per_task must be a positive integer, got {buffer_size_per_task!r}."
             )
-        if not isinstance(replay_batch_ratio, (int, float)) or not 0.0 < float(replay_batch_ratio) < 1.0:
+        if isinstance(replay_batch_ratio, bool) or not isinstance(replay_batch_ratio, (int, float)) \
+                or not 0.0 < float(replay_batch_ratio) < 1.0:
             raise ConfigError(
                 f"continual_learning replay_batch_ratio must be strictly between 0 and 1, got {replay_batch_ratio!r} "
                 "(it is the fraction of each batch replaced by replay samples)."
@@ -85,4 +86,6 @@ class ER(CLAlgorithm):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
+        # Stored references come back exactly; the configured size still governs future tasks.
         self.buffer.load_state_dict(state.get("buffer", {}))
+        self.buffer.buffer_size_per_task = int(self.hparams["buffer_size_per_task"])
