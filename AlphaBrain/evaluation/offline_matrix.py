@@ -13,7 +13,6 @@ a success rate: closed-loop success comes from simulator evaluation.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Optional

@@ -19,9 +19,8 @@ Entry point: python -m AlphaBrain.training.continual_learning.train \
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
-import os
 import random
 import sys
 import time
@@ -46,6 +45,7 @@ from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 logger = logging.getLogger("alphabrain.cl")
+_PLAIN_DISTRIBUTED = ("NO", "MULTI_CPU", "MULTI_GPU")
 
 
 def list_collate(batch: list[dict]) -> list[dict]:
@@ -66,10 +66,9 @@ class ContinualVLATrainer:
         from accelerate import Accelerator
 
         self.cfg = cfg
+        # Gradient accumulation is done in the loop (accelerate's `accumulate` costs more per step).
         self.accelerator = accelerator or Accelerator(
-            cpu=not torch.cuda.is_available(),
-            gradient_accumulation_steps=int(cfg.trainer.gradient_accumulation_steps),
-            mixed_precision=str(cfg.trainer.mixed_precision),
+            cpu=not torch.cuda.is_available(), mixed_precision=str(cfg.trainer.mixed_precision)
         )
         self.seed = int(cfg.seed)
         self.run_dir = Path(cfg.run_root_dir) / str(cfg.run_id)
@@ -94,6 +93,8 @@ class ContinualVLATrainer:
             raise ConfigError(f"continual_learning.steps_per_task must be >= 1, got {cfg.continual_learning.steps_per_task}.")
         if int(cfg.datasets.vla_data.per_device_batch_size) < 1:
             raise ConfigError("datasets.vla_data.per_device_batch_size must be >= 1.")
+        if int(cfg.trainer.gradient_accumulation_steps) < 1:
+            raise ConfigError("trainer.gradient_accumulation_steps must be >= 1.")
         if self.stream is None:
             self.stream = build_task_stream(cfg)
         resume = resume_point(self.cfg, self.run_dir, self.stream)
@@ -167,7 +168,8 @@ class ContinualVLATrainer:
             persistent_workers=workers > 0,
             generator=generator,
         )
-        return self.accelerator.prepare(loader)
+        # The policy collates and moves tensors itself: no per-batch device placement by accelerate.
+        return self.accelerator.prepare_data_loader(loader, device_placement=False)
 
     # --------------------------------------------------------------- training
     def train(self) -> Path:
@@ -190,7 +192,12 @@ class ContinualVLATrainer:
         steps = self.stream.steps_per_task
         seed_everything(self.seed + 1000 * (position + 1))
         loader = self.build_task_dataloader(position)
-        optimizer = acc.prepare(build_optimizer(self.unwrapped, cfg.trainer))
+        optimizer = build_optimizer(self.unwrapped, cfg.trainer)
+        # accelerate's optimizer / clipping wrappers exist for loss scaling, DeepSpeed, FSDP and XLA; on a plain
+        # (or DDP) run they only add per-step checks, so the trainer then uses torch's directly.
+        plain = acc.scaler is None and str(acc.distributed_type.value) in _PLAIN_DISTRIBUTED
+        clip_grad_norm = torch.nn.utils.clip_grad_norm_ if plain else acc.clip_grad_norm_
+        optimizer = optimizer if plain else acc.prepare(optimizer)
         scheduler = build_scheduler(optimizer, cfg.trainer, steps)
         ctx = CLContext(position, self.unwrapped, task, loader, acc, num_tasks=len(self.stream))
         algo.on_task_start(ctx)
@@ -206,25 +213,26 @@ class ContinualVLATrainer:
             dynamic_ncols=True,
         )
         batches = self._forever(loader)
+        policy = self.unwrapped  # once per task: accelerate's unwrap_model walks every submodule
         start, window = time.perf_counter(), []
         for step in range(steps):
-            for _ in range(accum):
-                with acc.accumulate(self.model):
+            for micro in range(accum):
+                # Under DDP every backward all-reduces unless told not to: only the last micro-batch syncs.
+                sync = contextlib.nullcontext() if micro == accum - 1 else acc.no_sync(self.model)
+                with sync:
                     batch = next(batches)
                     algo.observe(batch, position)
                     batch = algo.modify_batch(batch, position)
                     with acc.autocast():
                         out = self.model(batch)
-                        loss = out["action_loss"]
-                        penalty = algo.compute_penalty(self.unwrapped)
-                        if penalty is not None:
-                            loss = loss + penalty
-                    acc.backward(loss)
-                    algo.after_backward(self.unwrapped)
-                    if acc.sync_gradients and clip is not None:
-                        acc.clip_grad_norm_(self.model.parameters(), float(clip))
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                        penalty = algo.compute_penalty(policy)
+                        loss = out["action_loss"] if penalty is None else out["action_loss"] + penalty
+                    acc.backward(loss / accum)
+                    algo.after_backward(policy)
+            if clip is not None:
+                clip_grad_norm(self.model.parameters(), float(clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             self.global_step += 1
             window.append(float(loss.detach()))

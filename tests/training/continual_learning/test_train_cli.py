@@ -105,7 +105,7 @@ def test_bad_input_is_one_clear_line(case, synthetic_dataset, tmp_path):
     # A later --model overrides the default one given first.
     proc = run_wrapper(["--model", "tiny", "--smoke", "--run-id", "bad", *args], runs, extra)
     assert proc.returncode != 0
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert re.search(pattern, errors[0], re.IGNORECASE), errors[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from AlphaBrain.training.continual_learning.algorithms import HOOKS, algorithm_names, get_algorithm_class
+from AlphaBrain.training.continual_learning.algorithms import HOOKS, algorithm_names
 from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
 from AlphaBrain.utils.errors import UserError
 
@@ -73,8 +73,8 @@ def test_run_dir_artifacts(synthetic_dataset, tmp_path, make_config):
     state = json.loads((run_dir / "checkpoints" / "task_2_id2_steps_9_cl_state.json").read_text())
     assert state["algorithm"]["name"] == "er"
     assert state["algorithm"]["buffer"]["task_sizes"] == {"0": 16, "1": 16, "2": 16}
-    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == 9 and all("loss" in l and "steps_per_s" in l for l in lines)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 9 and all("loss" in rec and "steps_per_s" in rec for rec in lines)
     assert no_temp_files(run_dir)
 
 
