@@ -33,11 +33,15 @@ if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]] && "$VPY" -c "im
   exit 0
 fi
 "$VPY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+LOG=.venv/pip-install.log
+pip_install() {  # quiet on success; the log's tail on failure
+  "$VPY" -m pip install -q "$@" >>"$LOG" 2>&1 || { echo "error: pip install $* failed; last lines of $LOG:" >&2; tail -n 30 "$LOG" >&2; exit 1; }
+}
 if ! "$VPY" -c "import torch" 2>/dev/null; then
   echo "[setup] installing torch==2.13.0"
-  "$VPY" -m pip install -q "torch==2.13.0"
+  pip_install "torch==2.13.0"
 fi
 echo "[setup] installing AlphaBrain-CL and its dependencies into .venv"
-"$VPY" -m pip install -q -e ".[dev]"
+pip_install -e ".[dev]"
 echo "$stamp" > "$stamp_file"
 echo "[setup] done ($("$VPY" -c 'import torch; print("torch", torch.__version__)'))"
