@@ -1,0 +1,411 @@
+"""Serve a policy over websockets, wire-compatible with openpi's websocket policy protocol.
+
+    python -m AlphaBrain.deployment.policy_server --run-dir results/Checkpoints/<run_id> --checkpoint last \
+        [--host 127.0.0.1] [--port 5694] [--device cpu]
+
+Protocol (one websocket connection per client, any number of clients):
+
+1. On connect the server sends one binary frame: the policy's metadata, a
+   msgpack map (run_id, checkpoint, action_horizon, action_dim, state_dim,
+   num_cameras, image_size, camera_keys, ...).
+2. Each request is one binary frame, a msgpack-numpy map (the encoding of
+   `openpi_client.msgpack_numpy`, see `AlphaBrain.deployment.msgpack_numpy`):
+
+       images                  list of HxWx3 uint8 arrays (or one array [n_cams, H, W, 3]), or openpi-style
+       observation/image       HxWx3 uint8 (+ observation/wrist_image for a second camera)
+       state                   float[state_dim], raw proprioception (or observation/state)
+       prompt                  str, the task instruction
+
+3. Each reply is one binary frame, a msgpack-numpy map:
+
+       actions                 float32 [action_horizon, action_dim], raw action units
+       policy_timing           {"infer_ms": ...}   time inside the policy
+       server_timing           {"infer_ms": ...}   time the server spent on the request (decode + infer + encode)
+
+4. A request that fails (undecodable bytes, a missing key, a wrong state size,
+   an error inside the policy) is answered with one *text* frame holding the
+   error message (no traceback; the traceback of an unexpected error goes to
+   the server log). Unlike openpi, the connection stays open and the next
+   request is served normally.
+
+A control message `{"__ctrl__": name, ...}` (sent by some openpi-derived
+clients around episodes) is acknowledged with `{"__ack__": name}`.
+
+`GET /healthz` on the same port answers HTTP 200 "OK" (used by
+`policy_client.wait_for_server`). Inference runs in one worker thread, so
+requests from concurrent clients are served one at a time while the event
+loop keeps answering pings and health checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import errno
+import http
+import itertools
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from AlphaBrain.deployment import msgpack_numpy
+from AlphaBrain.utils.errors import UserError
+
+__all__ = ["DEFAULT_PORT", "PolicyServer", "PortInUseError", "ServerHandle", "main"]
+
+DEFAULT_PORT = 5694
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+logger = logging.getLogger("alphabrain.deployment.server")
+
+
+class PortInUseError(UserError):
+    """The requested host:port cannot be bound."""
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> UserError:
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUseError(
+            f"Port {port} on {host} is already in use (another policy server, or another program, holds it). "
+            f"Pick a free one with --port (e.g. --port {port + 1}), or stop the process using it."
+        )
+    if exc.errno == errno.EACCES:
+        return PortInUseError(f"No permission to bind port {port} on {host}; use a port above 1023 with --port.")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UserError(f"Cannot bind {host}:{port}: {host} is not an address of this machine; use --host 127.0.0.1.")
+    return UserError(f"Cannot bind {host}:{port}: {exc.strerror or exc}.")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError now if host:port cannot be bound (same socket options as the server)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"Cannot resolve host {host!r}: {exc}; use --host 127.0.0.1.") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise _bind_error(host, port, exc) from None
+
+
+def _health_check(connection: Any, request: Any) -> Any:
+    """websockets `process_request`: answer GET /healthz, let every other request go on to the handshake."""
+    if request.path.split("?", 1)[0] == "/healthz":
+        return connection.respond(http.HTTPStatus.OK, "OK\n")
+    return None
+
+
+def _peer(ws: Any) -> str:
+    addr = getattr(ws, "remote_address", None)
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
+
+
+class ServerHandle:
+    """A server running in a background thread: `.port` (the bound one), `.url`, `.stop()`."""
+
+    def __init__(self, server: PolicyServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return int(self._server.port)
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection, stop listening, and join the thread (idempotent)."""
+        self._server.request_stop()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"policy server thread did not stop within {timeout} s")
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class PolicyServer:
+    """Serves `policy.infer(obs) -> dict` to websocket clients (protocol in the module docstring).
+
+    `policy` is any object with `infer(dict) -> dict`; `metadata` defaults to
+    `policy.metadata` when it has one. `port=0` picks a free port (read it from
+    `.port` once started).
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        metadata: dict | None = None,
+        *,
+        max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        if not callable(getattr(policy, "infer", None)):
+            raise TypeError(f"policy must have an infer(obs) -> dict method, got {type(policy).__name__}")
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise UserError(f"port must be an integer in 0..65535 (0 = any free port), got {port!r}.")
+        self.policy = policy
+        self.host = host
+        self.port = port
+        if metadata is None:
+            metadata = getattr(policy, "metadata", None) or {}
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        self.metadata = dict(metadata)
+        try:
+            self._packed_metadata = msgpack_numpy.packb(self.metadata)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata cannot be sent over msgpack: {exc}") from None
+        self.max_message_bytes = max_message_bytes
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ one request (worker thread)
+    def _answer(self, message: Any, conn_id: int, request_no: int) -> bytes | str:
+        """Reply bytes, or the error text to send as a text frame."""
+        start = time.perf_counter()
+        if isinstance(message, str):
+            return self._reject(conn_id, request_no, "ValueError: expected a binary msgpack frame, got a text frame.")
+        try:
+            obs = msgpack_numpy.unpackb(message)
+        except Exception as exc:  # msgpack raises several unrelated types on garbage
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return self._reject(conn_id, request_no, f"ValueError: malformed request: not a msgpack-numpy message ({detail}).")
+        if not isinstance(obs, dict):
+            return self._reject(
+                conn_id, request_no,
+                f"ValueError: malformed request: expected a msgpack map of observation keys, got {type(obs).__name__}.",
+            )
+        if "__ctrl__" in obs:
+            return msgpack_numpy.packb({"__ack__": str(obs["__ctrl__"])})
+        try:
+            reply = self.policy.infer(obs)
+        except (ValueError, UserError) as exc:  # the request's fault (how InferencePolicy reports bad input)
+            return self._reject(conn_id, request_no, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the policy's fault: full traceback in the server log only
+            logger.exception("connection %d: request %d failed inside the policy", conn_id, request_no)
+            return f"{type(exc).__name__}: {exc} (internal policy error; the traceback is in the server log)"
+        if not isinstance(reply, dict):
+            logger.error("connection %d: policy returned %s, not a dict", conn_id, type(reply).__name__)
+            return f"TypeError: the policy returned {type(reply).__name__}, not a dict (server-side bug)"
+        reply = dict(reply)
+        reply["server_timing"] = {"infer_ms": (time.perf_counter() - start) * 1000.0}
+        try:
+            return msgpack_numpy.packb(reply)
+        except (TypeError, ValueError) as exc:
+            logger.error("connection %d: reply cannot be encoded: %s", conn_id, exc)
+            return f"TypeError: the policy's reply cannot be encoded ({exc}) (server-side bug)"
+
+    @staticmethod
+    def _reject(conn_id: int, request_no: int, text: str) -> str:
+        logger.warning("connection %d: request %d rejected: %s", conn_id, request_no, text)
+        return text
+
+    # ------------------------------------------------------------------ connections (event loop)
+    async def _handler(self, ws: Any) -> None:
+        import websockets
+
+        conn_id = next(self._ids)
+        peer = _peer(ws)
+        logger.info("connection %d from %s opened", conn_id, peer)
+        loop = asyncio.get_running_loop()
+        served = errors = 0
+        try:
+            await ws.send(self._packed_metadata)
+            async for message in ws:
+                reply = await loop.run_in_executor(self._executor, self._answer, message, conn_id, served + errors + 1)
+                await ws.send(reply)
+                if isinstance(reply, str):
+                    errors += 1
+                else:
+                    served += 1
+        except websockets.ConnectionClosed:
+            pass  # the client went away mid-request or mid-episode; other connections are unaffected
+        finally:
+            code = getattr(ws, "close_code", None)
+            logger.info("connection %d from %s closed (code %s) after %d replies, %d errors",
+                        conn_id, peer, code, served, errors)
+
+    async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
+        """Serve until `request_stop()` (or the task is cancelled)."""
+        import websockets.asyncio.server as ws_server
+
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            if self._stop_requested:
+                self._stop.set()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-infer")
+        try:
+            try:
+                server = await ws_server.serve(
+                    self._handler, self.host, self.port,
+                    process_request=_health_check, compression=None, max_size=self.max_message_bytes,
+                )
+            except OSError as exc:
+                raise _bind_error(self.host, self.port, exc) from None
+            try:
+                self.port = int(server.sockets[0].getsockname()[1])
+                logger.info("policy server listening on ws://%s:%d (health check: http://%s:%d/healthz)",
+                            self.host, self.port, self.host, self.port)
+                if on_ready is not None:
+                    on_ready(self.port)
+                await self._stop.wait()
+            finally:
+                server.close()  # closes every open connection too (close code 1001, going away)
+                await server.wait_closed()
+                logger.info("policy server on port %d stopped", self.port)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def request_stop(self) -> None:
+        """Ask a running server to stop (thread-safe; also before it has started)."""
+        with self._lock:
+            self._stop_requested = True
+            loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:  # the loop closed in between: already stopped
+                pass
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until SIGINT/SIGTERM (or `request_stop()` from another thread)."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    try:
+                        loop.add_signal_handler(sig, self.request_stop)
+                    except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                        pass
+            await self.run()
+
+        asyncio.run(main())
+
+    def start_in_thread(self, timeout: float = 30.0) -> ServerHandle:
+        """Start serving in a daemon thread; returns once the port is bound (errors are raised here)."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(self.run(on_ready=lambda _port: ready.set()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        thread = threading.Thread(target=target, name=f"policy-server-{self.port}", daemon=True)
+        thread.start()
+        if not ready.wait(timeout):
+            self.request_stop()
+            raise RuntimeError(f"policy server did not start within {timeout} s")
+        if failure:
+            thread.join(timeout)
+            raise failure[0]
+        return ServerHandle(self, thread)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m AlphaBrain.deployment.policy_server",
+        description=(
+            "Serve one checkpoint of a continual-learning run over websockets (openpi-compatible protocol: "
+            "msgpack-numpy requests {images | observation/image [+ observation/wrist_image], state | "
+            "observation/state (raw), prompt}, replies {actions: float32 [horizon, action_dim], raw units}; "
+            "errors come back as text frames; GET /healthz answers 200). Logs go to stderr."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  python -m AlphaBrain.deployment.policy_server --run-dir results/Checkpoints/my_run --checkpoint last\n"
+            "  python -m AlphaBrain.deployment.policy_server --run-dir results/Checkpoints/my_run \\\n"
+            "      --checkpoint task_2_id2_steps_3000 --port 5695 --device cuda:0 2> server.log\n"
+            "Protocol and client examples: docs/deployment/policy_server.md"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-dir", required=True, metavar="DIR",
+                        help="the training run: results/Checkpoints/<run_id> (needs config.yaml, "
+                             "dataset_statistics.json, checkpoints/)")
+    parser.add_argument("--checkpoint", default="last", metavar="NAME|PATH",
+                        help='"last" (default), a checkpoint name such as task_2_id2_steps_3000, "task_<k>" '
+                             "(stream position k), or a path to a *_pytorch_model.pt / *_merged.pt file")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
+                             "server to the network, without authentication)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port, printed at start)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model: cpu (default), cuda, cuda:1, ...")
+    parser.add_argument("--embodiment", default=None,
+                        help="statistics entry to use when the run mixes embodiments (default: the run's only one)")
+    parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
+                        help="torch intra-op threads (default: torch's choice; set 1-2 when running several servers)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        if not 0 <= args.port <= 65535:
+            raise UserError(f"--port must be in 0..65535, got {args.port}.")
+        check_port_free(args.host, args.port)  # before the (slow) model load
+        if args.torch_threads is not None:
+            import torch
+
+            if args.torch_threads < 1:
+                raise UserError(f"--torch-threads must be >= 1, got {args.torch_threads}.")
+            torch.set_num_threads(args.torch_threads)
+        from AlphaBrain.deployment.policy import load_policy
+
+        start = time.perf_counter()
+        policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment)
+        meta = policy.metadata
+        logger.info(
+            "loaded run %s checkpoint %s in %.1f s: %d camera(s) %s, state_dim %d, action chunk %dx%d, device %s",
+            meta["run_id"], meta["checkpoint"], time.perf_counter() - start, meta["num_cameras"],
+            meta["image_size"], meta["state_dim"], meta["action_horizon"], meta["action_dim"], args.device,
+        )
+        PolicyServer(policy, host=args.host, port=args.port).serve_forever()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
