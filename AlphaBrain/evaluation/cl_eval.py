@@ -1,0 +1,251 @@
+"""Evaluate a continual-learning run in simulation: every task checkpoint on every task of a suite.
+
+    python -m AlphaBrain.evaluation.cl_eval --run-id <run_id> --suite metaworld_cl5 --trials 10 [--last-only]
+
+Output, under --output-base (default results/eval_cl/<run_id>/):
+    <checkpoint>/eval.log, <checkpoint>/results.json (per task: success rate, trials, seeds)
+    <checkpoint>/server.log (policy-server mode)
+    matrix.json, metrics.json, matrix.png
+Re-running skips the cells already in results.json (same number of trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from tqdm import tqdm
+
+from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, init_worker, summarize
+from AlphaBrain.utils.atomic_io import atomic_write_json
+from AlphaBrain.utils.errors import UserError
+
+
+def discover_checkpoints(run_dir: Path, last_only: bool) -> list[str]:
+    from AlphaBrain.training.continual_learning.checkpointing import list_complete_checkpoints
+
+    if not run_dir.is_dir():
+        root = run_dir.parent
+        runs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise UserError(f"No run directory {run_dir}." + (f" Runs in {root}: {', '.join(runs)}." if runs else ""))
+    ckpts = list_complete_checkpoints(run_dir / "checkpoints")
+    if not ckpts:
+        raise UserError(f"No complete task checkpoint in {run_dir / 'checkpoints'}: train the run first (run_cl_train.sh).")
+    if not (run_dir / "dataset_statistics.json").is_file():
+        raise UserError(
+            f"{run_dir} has no dataset_statistics.json, so actions cannot be unnormalized. Recompute it: "
+            f"python scripts/run_continual_learning_scripts/compute_dataset_statistics.py "
+            f"--config {run_dir / 'config.yaml'} --out {run_dir / 'dataset_statistics.json'}"
+        )
+    names = [c.prefix.name for c in ckpts]
+    return names[-1:] if last_only else names
+
+
+def _log(path: Path, line: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+
+def _start_servers(run_dir: Path, checkpoint: str, n: int, port_base: int, log: Path) -> list[subprocess.Popen]:
+    from AlphaBrain.deployment.policy_client import wait_for_server
+
+    procs = []
+    fh = open(log, "a")
+    for i in range(n):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "AlphaBrain.deployment.policy_server", "--run-dir", str(run_dir),
+             "--checkpoint", checkpoint, "--port", str(port_base + i)],
+            stdout=fh, stderr=subprocess.STDOUT,
+        ))
+    for i, proc in enumerate(procs):
+        if not wait_for_server("127.0.0.1", port_base + i, timeout=120) or proc.poll() is not None:
+            _stop(procs)
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            raise UserError(f"The policy server on port {port_base + i} did not start; tail of {log}:\n{tail}")
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class _InProcess:
+    """One worker: run the cells here (no process start-up; suites registered at run time work too)."""
+
+    def __init__(self, initargs: tuple):
+        init_worker(*initargs)
+
+    def imap_unordered(self, fn, jobs):
+        return map(fn, jobs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _worker_pool(workers: int, initargs: tuple):
+    if workers == 1:
+        return _InProcess(initargs)
+    ctx = mp.get_context("spawn")  # fresh interpreters: no inherited OpenGL / torch thread state
+    ids = ctx.Queue()
+    for i in range(workers):
+        ids.put(i)
+    return ctx.Pool(workers, initializer=init_worker, initargs=(*initargs, ids))
+
+
+def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
+                 last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
+                 replan_every: int = 4) -> dict:
+    from AlphaBrain.benchmarks import get_suite
+    from AlphaBrain.evaluation.matrix import metrics_json, write_matrix
+    from AlphaBrain.evaluation.plots import plot_matrix_heatmap
+
+    if trials < 1 or workers < 1:
+        raise UserError("--trials and --workers must be >= 1.")
+    suite = get_suite(suite_name)
+    checkpoints = discover_checkpoints(run_dir, last_only)
+    stream = json.loads((run_dir / "stream.json").read_text())
+    train_order = [t["name"] for t in stream["tasks"]]
+    unknown = [n for n in train_order if n not in {t.name for t in suite.tasks}]
+    if unknown:
+        raise UserError(
+            f"The run was trained on tasks {unknown} that suite {suite_name} does not have "
+            f"(its tasks: {', '.join(t.name for t in suite.tasks)}). Pick the suite the run was trained on."
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with _worker_pool(workers, (str(run_dir), suite_name, mode, port_base, replan_every)) as pool:
+        for checkpoint in checkpoints:
+            rows.append(_evaluate_checkpoint(pool, run_dir, suite, checkpoint, trials, out_dir / checkpoint,
+                                             workers, mode, port_base))
+    success = [[row.get(t.name, {}).get("success_rate") for t in suite.tasks] for row in rows]
+    matrix = {
+        "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
+        "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": success,
+        "trials": trials, "last_only": last_only,
+    }
+    write_matrix(out_dir / "matrix.json", matrix)
+    from AlphaBrain.evaluation.matrix import load_matrix
+
+    loaded = load_matrix(out_dir / "matrix.json")
+    metrics = metrics_json(loaded)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    plot_matrix_heatmap(loaded, out_dir / "matrix.png", title=f"{run_dir.name} on {suite_name}")
+    return {"matrix": matrix, "metrics": metrics}
+
+
+def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
+                         workers: int, mode: str, port_base: int) -> dict:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    results_path, log = ckpt_dir / "results.json", ckpt_dir / "eval.log"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    jobs = [
+        CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)], t.max_steps)
+        for i, t in enumerate(suite.tasks)
+        if not cell_done(results.get(t.name), trials)
+    ]
+    if not jobs:
+        _log(log, f"all {len(suite.tasks)} tasks already evaluated with {trials} trials; skipped")
+        return results
+    _log(log, f"evaluating {checkpoint}: {len(jobs)} task(s) x {trials} trials, {workers} worker(s), {mode}")
+    servers = _start_servers(run_dir, checkpoint, workers, port_base, ckpt_dir / "server.log") if mode == "server" else []
+    try:
+        bar = tqdm(total=len(jobs), desc=f"eval {checkpoint}", dynamic_ncols=True)
+        for cell in pool.imap_unordered(evaluate_cell, jobs):
+            entry = summarize(cell, trials)
+            results[cell["task"]] = entry
+            atomic_write_json(results_path, results)  # after every cell: an interrupted eval resumes here
+            if entry.get("error"):
+                _log(log, f"{cell['task']}: FAILED: {entry['error']}")
+                tqdm.write(f"[eval] {checkpoint} / {cell['task']}: failed: {entry['error']}")
+            else:
+                _log(log, f"{cell['task']}: {entry['successes']}/{entry['trials']} successes")
+            bar.update(1)
+        bar.close()
+    finally:
+        _stop(servers)
+    return results
+
+
+def check_model(run_dir: Path, model: str) -> None:
+    """`--model` must name the framework the run was trained with."""
+    from omegaconf import OmegaConf
+
+    from AlphaBrain.config.loader import model_overlay_path
+
+    wanted = str(OmegaConf.load(model_overlay_path(model)).framework.name)
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        trained = str(OmegaConf.load(config).framework.name)
+        if trained.lower() != wanted.lower():
+            raise UserError(f"--model {model} ({wanted}) does not match run {run_dir.name}, trained with {trained}.")
+
+
+def print_summary(matrix: dict, metrics: dict) -> None:
+    from AlphaBrain.evaluation.matrix import as_matrix, format_matrix_table
+    from AlphaBrain.evaluation.metrics import format_percent, format_pp
+
+    print(format_matrix_table(as_matrix(matrix)))
+    print(f"ASR {format_percent(metrics.get('asr'))}   BWT {format_pp(metrics.get('bwt'), signed=True)}   "
+          f"F {format_pp(metrics.get('forgetting'))}   diagonal {format_percent(metrics.get('diagonal_mean'))}"
+          "   (BWT < 0 = forgetting)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m AlphaBrain.evaluation.cl_eval",
+        description="Evaluate every task checkpoint of a run on every task of a simulated suite (T x T success matrix).",
+        epilog="Example: python -m AlphaBrain.evaluation.cl_eval --run-id default_tiny_er --suite metaworld_cl5 --trials 10",
+    )
+    p.add_argument("--run-id", required=True, help="run directory name under --run-root")
+    p.add_argument("--model", default=None, help="model the run used (checked against the run's config.yaml)")
+    p.add_argument("--run-root", default="results/Checkpoints", help="where runs live (default results/Checkpoints)")
+    p.add_argument("--suite", default=None, help="evaluation suite (default: the run's stream, if it is a suite)")
+    p.add_argument("--trials", type=int, default=10, help="episodes per task and checkpoint (default 10)")
+    p.add_argument("--workers", type=int, default=1, help="parallel rollout processes (default 1)")
+    p.add_argument("--last-only", action="store_true", help="evaluate only the final task checkpoint")
+    p.add_argument("--output-base", default=None, help="results root (default results/eval_cl/<run_id>)")
+    p.add_argument("--server", action="store_true", help="talk to the policy through one policy server per worker")
+    p.add_argument("--port-base", type=int, default=5694, help="first policy-server port; worker i uses +i")
+    p.add_argument("--replan-every", type=int, default=4, help="actions executed from each predicted chunk")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_dir = Path(args.run_root) / args.run_id
+    try:
+        if args.model:
+            check_model(run_dir, args.model)
+        suite = args.suite
+        if suite is None:
+            stream_file = run_dir / "stream.json"
+            suite = json.loads(stream_file.read_text())["name"] if stream_file.is_file() else "libero_goal"
+        out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
+        result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
+                              mode="server" if args.server else "inprocess", port_base=args.port_base,
+                              replan_every=args.replan_every)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(result["matrix"], result["metrics"])
+    print(f"[eval] wrote {out / 'matrix.json'}, {out / 'metrics.json'}, {out / 'matrix.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

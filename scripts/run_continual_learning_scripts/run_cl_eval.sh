@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Evaluate a continual-learning run in simulation: every per-task checkpoint (or the last one) on
+# every task of a suite; writes results/eval_cl/<run_id>/{matrix.json,metrics.json,matrix.png}.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+usage() {
+  cat <<'USAGE'
+Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
+                      [--port-base N] [--output-base PATH] [--last-only] [--server]
+
+  --run-id ID         Required. Run directory under results/Checkpoints/.
+  --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
+  --suite NAME        Evaluation suite: metaworld_cl5 | metaworld_cl10 (LIBERO suites: planned).
+                      Default: the run's own task stream.
+  --trials N          Rollouts per task and checkpoint. Default: 10
+  --workers N         Parallel rollout processes (CPU). Default: 1, or one per GPU with --gpus
+  --gpus LIST         GPU ids ("0,1"): one worker + policy server per GPU. Ignored without GPUs.
+  --port-base N       First policy-server port; worker i uses port-base + i. Default: 5694
+  --output-base PATH  Results root. Default: results/eval_cl/<run_id>
+  --last-only         Evaluate only the final task checkpoint (ASR only; BWT/F need the full matrix)
+  --server            Serve the policy over websocket (one server per worker) instead of in-process
+  -h, --help          This help
+
+Re-running skips the (checkpoint, task) cells already in results.json.
+Example: bash scripts/run_continual_learning_scripts/run_cl_eval.sh --run-id default_tiny_er --trials 10 --workers 2
+USAGE
+}
+die() { echo "error: $*" >&2; exit 2; }
+
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --run-id) [[ $# -ge 2 ]] || die "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
+    --model) [[ $# -ge 2 ]] || die "--model needs a value"; MODEL="$2"; shift 2 ;;
+    --suite) [[ $# -ge 2 ]] || die "--suite needs a value"; SUITE="$2"; shift 2 ;;
+    --trials) [[ $# -ge 2 ]] || die "--trials needs a value"; TRIALS="$2"; shift 2 ;;
+    --workers) [[ $# -ge 2 ]] || die "--workers needs a value"; WORKERS="$2"; shift 2 ;;
+    --gpus) [[ $# -ge 2 ]] || die "--gpus needs a value"; GPUS="$2"; shift 2 ;;
+    --port-base) [[ $# -ge 2 ]] || die "--port-base needs a value"; PORT_BASE="$2"; shift 2 ;;
+    --output-base) [[ $# -ge 2 ]] || die "--output-base needs a value"; OUTPUT_BASE="$2"; shift 2 ;;
+    --last-only) LAST_ONLY=(--last-only); shift ;;
+    --server) SERVER=(--server); shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown flag '$1' (see --help)" ;;
+  esac
+done
+[[ -n "$RUN_ID" ]] || die "--run-id is required (a directory under results/Checkpoints/)"
+
+cd "$REPO_ROOT"
+if [[ -f .env ]]; then set -a; # shellcheck disable=SC1091
+  source .env; set +a; fi
+PY="${ALPHABRAIN_PYTHON:-}"
+[[ -n "$PY" ]] || { [[ -x .venv/bin/python ]] && PY=.venv/bin/python || PY=python3; }
+export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
+
+if [[ -n "$MODEL" ]]; then
+  [[ -f "configs/continual_learning/models/$MODEL.yaml" ]] || \
+    die "unknown --model '$MODEL'. Valid choices: $(cd configs/continual_learning/models && ls *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')"
+fi
+if [[ -n "$GPUS" ]]; then
+  NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+  if [[ "$NGPU" -gt 0 ]]; then export CUDA_VISIBLE_DEVICES="$GPUS"; WORKERS="${WORKERS:-$(echo "$GPUS" | tr ',' '\n' | grep -c .)}"
+  else echo "note: no GPU found; --gpus ignored (use --workers for CPU parallelism)" >&2; fi
+fi
+ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-base "$PORT_BASE")
+[[ -z "$SUITE" ]] || ARGS+=(--suite "$SUITE")
+[[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
+[[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
+exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}"
