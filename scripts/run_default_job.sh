@@ -1,39 +1,50 @@
 #!/usr/bin/env bash
 # The main job on the built-in default, from a fresh clone, on CPU, with no downloads:
-#   1. install (scripts/setup_env.sh, skipped when up to date)
-#   2. write a small LeRobot-format task stream (cached under playground/datasets/)
-#   3. train the small VLA over the stream with a CL algorithm (ER by default)
-#   4. evaluate every task checkpoint on every task and print the matrix
-# Re-running continues where it stopped (completed task checkpoints are kept).
-# Knobs (environment): ALGO=er|none|...  STEPS=<steps per task>  RUN_ID=<name>  TASKS=<number of tasks>
+#   1. install (scripts/setup_env.sh; skipped when up to date)
+#   2. generate expert demonstrations of the 5-task Meta-World stream in the simulator (cached)
+#   3. train the small VLA over the stream with Experience Replay
+#   4. evaluate every task checkpoint on every task in the simulator; print the T x T success
+#      matrix, ASR / BWT / forgetting; write the heatmap
+# Re-running reuses the demos, continues an interrupted training run and skips evaluated cells.
+# Knobs (environment variables):
+#   ALGO=er|none|...    CL algorithm (none = sequential fine-tuning)       default er
+#   STREAM=metaworld_cl5|metaworld_cl10|synthetic_push3 (a 1-minute pipeline check without MuJoCo)
+#   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>   RUN_ID=<name>
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-ALGO="${ALGO:-er}" STEPS="${STEPS:-300}" TASKS="${TASKS:-3}"
-RUN_ID="${RUN_ID:-default_tiny_${ALGO}}"
-DATA="playground/datasets/synthetic_push${TASKS}"
+ALGO="${ALGO:-er}" STREAM="${STREAM:-metaworld_cl5}" TRIALS="${TRIALS:-10}" WORKERS="${WORKERS:-2}"
+RUN_ID="${RUN_ID:-default_tiny_${ALGO}_${STREAM}}"
 PY=.venv/bin/python
+export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
+START=$(date +%s)
+stamp() { echo "      ($(( $(date +%s) - START )) s elapsed)"; }
 
 echo "[1/4] set-up"
 bash scripts/setup_env.sh
 
-echo "[2/4] dataset: $DATA"
-"$PY" - "$DATA" "$TASKS" <<'PYEOF'
-import sys
-from AlphaBrain.dataloader.synthetic import write_synthetic_dataset
-root = write_synthetic_dataset(sys.argv[1], num_tasks=int(sys.argv[2]), episodes_per_task=10, episode_length=40,
-                               image_size=(64, 64), seed=0)
-print(f"      {root} ready")
-PYEOF
+echo "[2/4] demonstrations: $STREAM"
+if [[ "$STREAM" == synthetic_push3 ]]; then
+  DATASET="playground/datasets/synthetic_push3" STEPS="${STEPS:-300}" BATCH=32
+  "$PY" -c "from AlphaBrain.dataloader.synthetic import write_synthetic_dataset as w; \
+w('$DATASET', num_tasks=3, episodes_per_task=10, episode_length=40, image_size=(64, 64), seed=0)"
+else
+  DATASET="$STREAM" STEPS="${STEPS:-1000}" BATCH=64
+  "$PY" -m AlphaBrain.benchmarks.metaworld.generate --stream "$STREAM"
+fi
+stamp
 
-echo "[3/4] train: tiny VLA, algorithm $ALGO, $TASKS tasks x $STEPS steps"
+echo "[3/4] train: tiny VLA, algorithm $ALGO, $STEPS steps per task"
 RESUME=()
 compgen -G "results/Checkpoints/$RUN_ID/checkpoints/*_cl_state.json" >/dev/null && RESUME=(--resume)
-bash scripts/run_continual_learning_scripts/run_cl_train.sh --model tiny --algo "$ALGO" --dataset "$DATA" \
+bash scripts/run_continual_learning_scripts/run_cl_train.sh --model tiny --algo "$ALGO" --dataset "$DATASET" \
   --run-id "$RUN_ID" "${RESUME[@]}" -- "continual_learning.steps_per_task=$STEPS" \
-  datasets.vla_data.per_device_batch_size=32 continual_learning.replay.buffer_size_per_task=200
+  "datasets.vla_data.per_device_batch_size=$BATCH" continual_learning.replay.buffer_size_per_task=200 \
+  continual_learning.replay.replay_batch_ratio=0.4
+stamp
 
-echo "[4/4] evaluate every checkpoint on every task"
-"$PY" -m AlphaBrain.evaluation.offline_matrix "results/Checkpoints/$RUN_ID" \
-  --json "results/Checkpoints/$RUN_ID/offline_matrix.json"
+echo "[4/4] evaluate every checkpoint on every task ($TRIALS trials per cell, $WORKERS workers)"
+bash scripts/run_continual_learning_scripts/run_cl_eval.sh --run-id "$RUN_ID" --suite "$STREAM" \
+  --trials "$TRIALS" --workers "$WORKERS"
+stamp

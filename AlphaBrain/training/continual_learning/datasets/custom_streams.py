@@ -160,10 +160,21 @@ def _apply_order(tasks: list[dict], order: Optional[list], num_tasks: Optional[i
     return tasks
 
 
-def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
-    """Resolve the config's task stream; loads the base mixture unless `base_dataset` is given."""
+def _load_base(cfg: DictConfig, mix: str) -> Any:
     from AlphaBrain.dataloader import load_mixture
 
+    image_keys = cfg.datasets.vla_data.image_keys
+    return load_mixture(
+        mix,
+        env_or_none(cfg, "datasets.vla_data.data_root_dir"),
+        action_horizon=int(cfg.framework.action_model.action_horizon),
+        image_keys=OmegaConf.to_container(image_keys) if image_keys is not None else None,
+        extra=OmegaConf.to_container(cfg.datasets.vla_data.named_mixtures) or None,
+    )
+
+
+def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
+    """Resolve the config's task stream; loads the base mixture unless `base_dataset` is given."""
     name, spec = resolve_stream_spec(cfg)
     mode = spec.get("task_stream_mode", "auto")
     if mode not in STREAM_MODES:
@@ -172,15 +183,13 @@ def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
         )
     mix = str(spec["base_data_mix"])
     if base_dataset is None:
-        base_dataset = load_mixture(
-            mix,
-            env_or_none(cfg, "datasets.vla_data.data_root_dir"),
-            action_horizon=int(cfg.framework.action_model.action_horizon),
-            image_keys=OmegaConf.to_container(cfg.datasets.vla_data.image_keys)
-            if cfg.datasets.vla_data.image_keys is not None
-            else None,
-            extra=OmegaConf.to_container(cfg.datasets.vla_data.named_mixtures) or None,
-        )
+        try:
+            base_dataset = _load_base(cfg, mix)
+        except DatasetError as exc:
+            hint = spec.get("missing_hint")
+            if hint and not Path(mix).expanduser().exists():
+                raise DatasetError(f"{exc}. Stream {name}: {hint}") from None
+            raise
     effective = "by_task_index" if mode == "auto" else mode
     tasks = _natural_tasks(base_dataset, effective)
     if mode == "auto" and len(tasks) < 2:

@@ -44,6 +44,16 @@ CL_TASK_SEQUENCES: dict[str, dict[str, Any]] = {
 CL_TASK_SEQUENCES["libero_long"] = {**CL_TASK_SEQUENCES["libero_10"], "base_data_mix": "libero_long"}
 
 
+def _register_builtin_benchmarks() -> None:
+    # The simulator benchmarks add their streams (data generated on the machine, e.g. metaworld_cl5).
+    from AlphaBrain.benchmarks.metaworld import register_cl_sequences
+
+    register_cl_sequences()
+
+
+_register_builtin_benchmarks()
+
+
 def get_task_sequence(name: str) -> dict[str, Any]:
     """The registered sequence `name` (a copy); an unknown name lists the valid ones."""
     if name not in CL_TASK_SEQUENCES:

@@ -1,0 +1,11 @@
+"""Simulated benchmarks: environments, scripted experts, demo generation, evaluation suites.
+
+    from AlphaBrain.benchmarks import get_suite
+    suite = get_suite("metaworld_cl5")
+
+Importing this package never imports a simulator; `make_env` does.
+"""
+
+from AlphaBrain.benchmarks.registry import SUITES, Suite, SuiteTask, get_suite, list_suites, register_suite
+
+__all__ = ["SUITES", "Suite", "SuiteTask", "get_suite", "list_suites", "register_suite"]
