@@ -26,8 +26,14 @@ from AlphaBrain.dataloader.video import decode_frame, decode_segment
 
 
 class LRUCache:
-    def __init__(self, capacity: int) -> None:
+    """Least-recently-used cache bounded by an item count, and optionally by total bytes."""
+
+    def __init__(self, capacity: int, max_bytes: int | None = None,
+                 sizeof: Callable[[Any], int] | None = None) -> None:
         self.capacity = max(0, int(capacity))
+        self.max_bytes, self._sizeof = max_bytes, sizeof
+        self._bytes = 0
+        self._sizes: dict[Any, int] = {}
         self._items: OrderedDict[Any, Any] = OrderedDict()
 
     def peek(self, key: Any) -> Any:
@@ -38,10 +44,18 @@ class LRUCache:
 
     def put(self, key: Any, value: Any) -> None:
         if self.capacity:
+            if key in self._items:
+                self._bytes -= self._sizes.pop(key, 0)
             self._items[key] = value
             self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            if self._sizeof is not None:
+                self._sizes[key] = self._sizeof(value)
+                self._bytes += self._sizes[key]
+            while len(self._items) > self.capacity or (
+                self.max_bytes is not None and self._bytes > self.max_bytes and len(self._items) > 1
+            ):
+                old, _ = self._items.popitem(last=False)
+                self._bytes -= self._sizes.pop(old, 0)
 
     def get(self, key: Any, load: Callable[[], Any]) -> Any:
         if key in self._items:
@@ -53,6 +67,23 @@ class LRUCache:
 
     def clear(self) -> None:
         self._items.clear()
+        self._sizes.clear()
+        self._bytes = 0
+
+
+def _encoded_bytes(cells: dict[str, list[Any]]) -> int:
+    """Approximate memory of an episode's encoded image cells ({bytes, path} structs)."""
+    total = 0
+    for column in cells.values():
+        for cell in column:
+            data = cell.get("bytes") if isinstance(cell, dict) else cell
+            total += len(data) if isinstance(data, (bytes, bytearray)) else 64
+    return total
+
+
+# Encoded PNG frames are small (a 64x64 frame is a few KB), so whole small datasets stay in memory
+# and random sampling never re-reads parquet; large datasets are bounded by this budget.
+PNG_CACHE_BYTES = 1 << 30
 
 
 class EpisodeFrameSource:
@@ -79,8 +110,9 @@ class EpisodeFrameSource:
         self.video_keys = [k for k in self.image_keys if dtypes[k] == "video"]
         self.fps = fps
         self._rows_of, self._segment_of, self._length_of = rows_of, segment_of, length_of
-        # Encoded PNG bytes are small, so more episodes fit than decoded video.
-        self._png_cache = LRUCache(4 * max(1, video_cache_episodes))
+        # Encoded PNG bytes are small: cache episodes up to a byte budget (random sampling over a
+        # task touches every episode; re-reading parquet row groups per sample is the slow path).
+        self._png_cache = LRUCache(1_000_000, max_bytes=PNG_CACHE_BYTES, sizeof=_encoded_bytes)
         self._video_cache = LRUCache(max(0, video_cache_episodes) * max(1, len(self.video_keys)))
         self._last_frame = LRUCache(256)  # (pos, key) -> frame last read: detects in-order reading
 
@@ -126,7 +158,7 @@ class EpisodeFrameSource:
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers start with empty caches instead of a copy of decoded video.
         state = self.__dict__.copy()
-        state["_png_cache"] = LRUCache(self._png_cache.capacity)
+        state["_png_cache"] = LRUCache(self._png_cache.capacity, PNG_CACHE_BYTES, _encoded_bytes)
         state["_video_cache"] = LRUCache(self._video_cache.capacity)
         state["_last_frame"] = LRUCache(self._last_frame.capacity)
         return state
