@@ -89,7 +89,7 @@ def test_register_cl_sequences(monkeypatch, tmp_path):
             assert seq["base_data_mix"] == str(tmp_path / name)
             assert seq["num_tasks"] == len(envs)
             assert seq["task_stream_mode"] == "by_task_index"
-            assert "generate --stream " + name in seq["description"]
+            assert "generate --stream " + name in seq["missing_hint"]
     finally:
         CL_TASK_SEQUENCES.clear()
         CL_TASK_SEQUENCES.update(saved)

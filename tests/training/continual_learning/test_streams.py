@@ -87,3 +87,16 @@ def test_named_libero_stream_needs_the_data_dir(monkeypatch):
     monkeypatch.delenv("LEROBOT_LIBERO_DATA_DIR", raising=False)
     with pytest.raises(ConfigError, match="LEROBOT_LIBERO_DATA_DIR"):
         build_task_stream(cfg_for("libero_goal"))
+
+
+def test_missing_benchmark_demos_say_how_to_generate_them(monkeypatch, tmp_path):
+    from AlphaBrain.benchmarks.metaworld import register_cl_sequences
+
+    monkeypatch.setenv("ALPHABRAIN_DATA_DIR", str(tmp_path))
+    register_cl_sequences()
+    try:
+        with pytest.raises(DatasetError, match="generate --stream metaworld_cl5"):
+            build_task_stream(cfg_for("metaworld_cl5"))
+    finally:
+        monkeypatch.delenv("ALPHABRAIN_DATA_DIR")
+        register_cl_sequences()
