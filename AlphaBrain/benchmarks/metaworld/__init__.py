@@ -77,5 +77,7 @@ def register_cl_sequences() -> None:
             "num_tasks": len(env_names),
             "task_stream_mode": "by_task_index",
             "description": STREAM_DESCRIPTIONS.get(name, name),
-            "missing_hint": f"generate the demos first: python -m AlphaBrain.benchmarks.metaworld.generate --stream {name}",
+            "missing_hint": (
+                f"generate the demos first: python -m AlphaBrain.benchmarks.metaworld.generate --stream {name}"
+            ),
         }
