@@ -20,19 +20,12 @@ Factories import their simulator lazily, so listing suites never imports MuJoCo.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from AlphaBrain.utils.errors import UserError, unknown_name
-
-
-def slugify(text: str) -> str:
-    """A task's name from its instruction: the same rule as the training streams
-    (AlphaBrain.training.continual_learning.datasets.custom_streams.slugify; a test keeps them equal),
-    repeated here so that listing suites does not import the training stack."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "task"
+from AlphaBrain.utils.text import slugify  # noqa: F401  (re-exported for suites)
 
 
 @dataclass(frozen=True)

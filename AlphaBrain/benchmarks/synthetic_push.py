@@ -18,15 +18,10 @@ import numpy as np
 
 from AlphaBrain.benchmarks.registry import Suite, SuiteTask
 from AlphaBrain.dataloader.synthetic import _render, synthetic_task
+from AlphaBrain.utils.text import slugify
 
 SUCCESS_DISTANCE = 0.15      # the scripted demos move 0.02 per step: success after ~8 good steps
 EVAL_SEED_OFFSET = 1_000_003  # evaluation layouts come from their own RNG stream (demos use seed 0..)
-
-
-def _slug(text: str) -> str:
-    from AlphaBrain.training.continual_learning.datasets.custom_streams import slugify
-
-    return slugify(text)
 
 
 class SyntheticPushEnv:
@@ -70,7 +65,7 @@ def synthetic_push_suite(num_tasks: int = 3, episode_length: int = 40, name: str
     tasks = []
     for k in range(num_tasks):
         text, _, _ = synthetic_task(k)
-        tasks.append(SuiteTask(name=_slug(text), env_name=f"synthetic_push_{k}", instruction=text,
+        tasks.append(SuiteTask(name=slugify(text), env_name=f"synthetic_push_{k}", instruction=text,
                                max_steps=episode_length))
 
     def make(task: SuiteTask, image_size: tuple[int, int]) -> SyntheticPushEnv:

@@ -96,7 +96,7 @@ def test_register_cl_sequences(monkeypatch, tmp_path):
 
 
 def test_slugify_matches_the_training_streams():
-    from AlphaBrain.benchmarks.registry import slugify as suite_slugify
+    from AlphaBrain.benchmarks.registry import slugify as suite_slugify  # the one shared rule
 
     for text in [spec.instruction for spec in TASKS.values()] + ["Open the DOOR!", "  x--y  ", "***", "a_b c"]:
         assert suite_slugify(text) == slugify(text)

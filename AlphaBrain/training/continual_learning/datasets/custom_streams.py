@@ -14,7 +14,6 @@ Partitioning (`task_stream_mode`):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -29,6 +28,7 @@ from AlphaBrain.training.continual_learning.datasets.task_sequences import (
     get_task_sequence,
 )
 from AlphaBrain.utils.errors import ConfigError, DatasetError, did_you_mean
+from AlphaBrain.utils.text import slugify
 
 STREAM_MODES = ("by_task_index", "by_dataset", "auto")
 INLINE_KEYS = ("base_data_mix", "num_tasks", "task_order", "task_stream_mode", "steps_per_task", "description")
@@ -71,10 +71,6 @@ class TaskStream:
                 for t in self.tasks
             ],
         }
-
-
-def slugify(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "task"
 
 
 def resolve_stream_spec(cfg: DictConfig) -> tuple[str, dict]:
