@@ -12,6 +12,7 @@ Other keys (task_id, episode_index, ...) are ignored. The methods are
 
     forward(examples)               -> {"action_loss": scalar tensor, ...}      (training)
     per_sample_action_loss(examples)-> Tensor[B]                                (unreduced, same computation)
+    action_outputs(examples)        -> Tensor[B, horizon, action_dim]           (differentiable, for distillation)
     predict_action(examples)        -> np.ndarray[B, horizon, action_dim]       (normalized, no grad, eval mode)
 
 `forward` reduces exactly what `per_sample_action_loss` computes (the mean over
@@ -252,6 +253,17 @@ class BaseVLAPolicy(nn.Module, abc.ABC):
     @abc.abstractmethod
     def _predict(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         """Action chunks [B, horizon, action_dim]; called in eval mode under no_grad."""
+
+    def action_outputs(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        """The policy's differentiable output for distillation methods (DER++, LwF): Tensor[B, horizon, action_dim].
+
+        Runs in the current mode with autograd. For a head that regresses the chunk
+        this is the predicted chunk; a stochastic head (flow matching, diffusion)
+        overrides it with an output that is a deterministic function of the sample,
+        e.g. the velocity at a noise and time seeded by the sample's identity, so that
+        a stored output can be matched later.
+        """
+        return self._predict(examples)
 
     def predict_action(self, examples: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Normalized action chunks as float32 numpy [B, horizon, action_dim].

@@ -199,7 +199,16 @@ class ContinualVLATrainer:
         clip_grad_norm = torch.nn.utils.clip_grad_norm_ if plain else acc.clip_grad_norm_
         optimizer = optimizer if plain else acc.prepare(optimizer)
         scheduler = build_scheduler(optimizer, cfg.trainer, steps)
-        ctx = CLContext(position, self.unwrapped, task, loader, acc, num_tasks=len(self.stream))
+        ctx = CLContext(
+            position,
+            self.unwrapped,
+            task,
+            loader,
+            acc,
+            num_tasks=len(self.stream),
+            # Hooks run once per micro-batch; methods that count optimizer steps divide by this.
+            extras={"gradient_accumulation_steps": int(cfg.trainer.gradient_accumulation_steps), "steps": steps},
+        )
         algo.on_task_start(ctx)
         self.model.train()
 
