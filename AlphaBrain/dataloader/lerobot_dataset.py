@@ -118,7 +118,7 @@ class LeRobotSingleDataset(Dataset):
             optional = [c for c in ("frame_index", "task_index") if c in names]
             table = read_parquet(path, [self.state_key, self.action_key, "episode_index", *optional])
             n = table.num_rows
-            get = lambda key: column_to_numpy(table.column(key), key, path)  # noqa: E731
+            get = lambda key, table=table, path=path: column_to_numpy(table.column(key), key, path)  # noqa: E731
             parts["state"].append(get(self.state_key).astype(np.float32, copy=False).reshape(n, -1))
             parts["action"].append(get(self.action_key).astype(np.float32, copy=False).reshape(n, -1))
             parts["episode"].append(get("episode_index").astype(np.int64).reshape(n))

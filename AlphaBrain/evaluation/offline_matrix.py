@@ -96,8 +96,10 @@ def format_matrix(result: dict) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Example: python -m AlphaBrain.evaluation.offline_matrix results/Checkpoints/default_tiny_er")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: python -m AlphaBrain.evaluation.offline_matrix results/Checkpoints/default_tiny_er",
+    )
     parser.add_argument("run_dir", help="results/Checkpoints/<run_id>")
     parser.add_argument("--frames", type=int, default=256, help="frames evaluated per task (default 256)")
     parser.add_argument("--json", metavar="PATH", help="also write the matrix as JSON")

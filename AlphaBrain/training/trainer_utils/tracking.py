@@ -35,7 +35,9 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ConfigError("trainer.report_to=tensorboard needs the tensorboard package: pip install tensorboard") from None
+                raise ConfigError(
+                    "trainer.report_to=tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from None
             self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
         elif report_to == "wandb":
             try:

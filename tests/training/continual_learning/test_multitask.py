@@ -1,0 +1,107 @@
+"""Multitask (joint) training: every frame of finished tasks kept, the union sampled uniformly, exact restore."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from AlphaBrain.training.continual_learning.algorithms import Multitask, get_algorithm_class
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.multitask import memory_share
+from AlphaBrain.utils.errors import ConfigError
+
+
+class FakeTaskDataset:
+    """Sample i of task t has ref (t, i, 0)."""
+
+    def __init__(self, task, n):
+        self.task, self.n = task, n
+        self.base_dataset = self
+
+    def __len__(self):
+        return self.n
+
+    def ref(self, i):
+        return (self.task, i, 0)
+
+    def get_ref(self, ref):
+        return {"ref": tuple(ref)}
+
+
+def ctx(task, n):
+    return SimpleNamespace(task_id=task, task_dataset=FakeTaskDataset(task, n))
+
+
+def run_tasks(algo, sizes):
+    for t, n in enumerate(sizes[:-1]):
+        algo.on_task_start(ctx(t, n))
+        algo.on_task_end(ctx(t, n))
+    algo.on_task_start(ctx(len(sizes) - 1, sizes[-1]))
+
+
+def current_batch(task, size):
+    return [{"ref": (task, -1, 0)} for _ in range(size)]
+
+
+def test_registered_under_both_names():
+    assert get_algorithm_class("multitask") is Multitask
+    assert get_algorithm_class("joint") is Multitask
+
+
+def test_memory_share_samples_the_union_uniformly():
+    assert memory_share(64, 0, 100) == 0  # first task: nothing stored
+    assert memory_share(64, 100, 100) == 32  # one stored task as large as the current one: half
+    assert memory_share(64, 400, 100) == 51  # four stored tasks: 4/5 of 64
+    assert memory_share(4, 10_000, 1) == 3  # at least one current sample survives
+    assert memory_share(1, 100, 100) == 0
+
+
+def test_every_frame_of_finished_tasks_is_kept():
+    algo = Multitask.from_config({})
+    algo.bind_runtime(seed=0)
+    run_tasks(algo, [30, 50, 20])
+    assert [algo.buffer.get_task_size(t) for t in (0, 1)] == [30, 50]
+
+
+def test_batches_draw_uniformly_over_the_union():
+    algo = Multitask.from_config({})
+    algo.bind_runtime(seed=0)
+    run_tasks(algo, [100, 300, 100])  # union of 500 frames: 1/5 task 0, 3/5 task 1, 1/5 current
+    counts = np.zeros(3)
+    for _ in range(200):
+        for sample in algo.modify_batch(current_batch(2, 50), 2):
+            task = sample["ref"][0]
+            counts[task] += 1
+    share = counts / counts.sum()
+    np.testing.assert_allclose(share, [0.2, 0.6, 0.2], atol=0.02)
+
+
+def test_balanced_sampling_gives_each_task_an_equal_share():
+    algo = Multitask.from_config({"balanced_sampling": True})
+    algo.bind_runtime(seed=0)
+    run_tasks(algo, [100, 300, 100])
+    counts = np.zeros(3)
+    for _ in range(200):
+        for sample in algo.modify_batch(current_batch(2, 60), 2):
+            counts[sample["ref"][0]] += 1
+    np.testing.assert_allclose(counts / counts.sum(), [1 / 3] * 3, atol=0.02)
+
+
+def test_state_round_trip_restores_memory_and_sampling(tmp_path):
+    algo = Multitask.from_config({})
+    algo.bind_runtime(seed=5)
+    run_tasks(algo, [40, 40, 40])
+    state = json.loads(json.dumps(algo.state_dict()))
+    restored = Multitask.from_config({})
+    restored.bind_runtime(seed=5)
+    restored.load_state_dict(state)
+    restored.on_task_start(ctx(2, 40))  # what the trainer does right after restoring
+    assert restored.buffer.get_task_size(0) == 40
+    assert algo.modify_batch(current_batch(2, 16), 2) == restored.modify_batch(current_batch(2, 16), 2)
+
+
+def test_bad_hyperparameters_name_the_key():
+    with pytest.raises(ConfigError, match="balanced_sampling"):
+        Multitask.from_config({"balanced_sampling": "yes"})
+    with pytest.raises(ConfigError, match="buffer_size_per_task"):
+        Multitask.from_config({"buffer_size_per_task": 10})
