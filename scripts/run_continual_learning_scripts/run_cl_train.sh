@@ -18,7 +18,8 @@ results/Checkpoints/<run_id>/checkpoints/).
 
   --model MODEL    VLA backbone: one YAML per model in configs/continual_learning/models/
                    (tiny = small CPU model; qwengr00t | neurovla | llamaoft | paligemma). Default: qwengr00t
-  --algo ALGO      CL algorithm: er | mir | ... | none (sequential fine-tuning). Default: er
+  --algo ALGO      CL algorithm: er | mir | agem | derpp | ewc | si | lwf | multitask (joint upper bound)
+                   | none (sequential fine-tuning). mir uses the refresh-50 recipe. Default: er
   --dataset DS     Task stream: libero_goal | libero_spatial | libero_object | libero_10 | libero_long,
                    a DATASET_NAMED_MIXTURES name, or a path to a LeRobot dataset (or a folder of them).
                    Default: libero_goal
