@@ -15,7 +15,7 @@ from AlphaBrain.training.continual_learning.algorithms.registry import (
 )
 from AlphaBrain.training.continual_learning.algorithms.replay_buffer import ReplayBuffer
 from AlphaBrain.training.continual_learning.algorithms import sequential as _sequential  # noqa: F401  (registers)
-from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, Multitask
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, MIR, Multitask
 
 __all__ = [
     "HOOKS",
@@ -29,5 +29,6 @@ __all__ = [
     "resolve_algorithm_spec",
     "ReplayBuffer",
     "ER",
+    "MIR",
     "Multitask",
 ]

@@ -132,17 +132,18 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> list[dict]:
         """`batch_size` decoded samples drawn uniformly over all stored samples ([] if empty)."""
-        return self._decode(self.sample_refs(batch_size))
+        return self.decode(self.sample_refs(batch_size))
 
     def sample_balanced(self, batch_size: int) -> list[dict]:
         """`batch_size` decoded samples with equal representation of every stored task ([] if empty)."""
-        return self._decode(self.sample_balanced_refs(batch_size))
+        return self.decode(self.sample_balanced_refs(batch_size))
 
     def _ref_of(self, task: int, i: int) -> tuple[int, tuple[int, int, int]]:
         row = self._refs[task][i]
         return task, (int(row[0]), int(row[1]), int(row[2]))
 
-    def _decode(self, refs: list[tuple[int, tuple[int, int, int]]]) -> list[dict]:
+    def decode(self, refs: list[tuple[int, tuple[int, int, int]]]) -> list[dict]:
+        """Sample dicts for references from `sample_refs` (a method that ranks references first, e.g. MIR)."""
         if refs and self._source is None:
             raise RuntimeError(
                 "ReplayBuffer has references but no source dataset; call populate_from_dataset or attach_source first."

@@ -1,0 +1,324 @@
+"""Maximally Interfered Retrieval (Aljundi et al., NeurIPS 2019, arXiv:1908.04742), amortized.
+
+Idea: replay the stored samples whose loss the coming update would raise the
+most, instead of uniformly drawn ones.
+
+Storage is ER's (this class derives from it): a per-task reservoir of sample
+references, filled at each task end, and the same batch mixing. What MIR adds is
+the choice of *which* stored samples are replayed. Every `mir_refresh_interval`
+optimizer steps (and as soon as replay starts, while nothing is cached):
+
+  1. draw `mir_candidate_size` candidates uniformly from the buffer;
+  2. loss of each candidate at the current parameters, L(θ, c);
+  3. virtual SGD step θ_v = θ − η·g, g = the gradient of that step's
+     current-task batch (the step replays nothing, so g is the current task's);
+  4. loss of each candidate at θ_v, L(θ_v, c); θ is then restored bitwise;
+  5. keep the `mir_top_k` candidates with the largest Δ = L(θ_v, c) − L(θ, c).
+
+Until the next refresh every step's replay samples are drawn from that cache
+(with replacement when it holds fewer than a step needs); while it is empty
+(task 0, or a freshly built algorithm) ER's uniform / balanced draw is used.
+The paper scores fresh candidates at every step; refreshing every N steps costs
+two no-grad forwards of |C| samples per N steps instead of per step.
+
+The gradient is captured with `Parameter.register_hook` during the trainer's own
+backward, never with an extra backward: hooks see the gradient before DDP
+reduces it or DeepSpeed ZeRO-2 moves it into its buffer (where `param.grad` is
+None afterwards). Hooks are installed in `on_task_start`, removed in
+`on_task_end`, and copy gradients only on a step that precedes a refresh; with
+gradient accumulation the micro-batch gradients of that step are summed. With
+fp16 loss scaling the scale is divided out. With `mir_lora_only` only LoRA
+parameters (names containing "lora_") take the virtual step; a model without
+LoRA uses all trainable parameters.
+
+Both candidate evaluations run under `torch.no_grad` in the model's current
+mode (training mode inside the trainer, so the losses are those replay will
+train on), inside `torch.random.fork_rng` with the same seed: augmentation and
+dropout draw the same noise at θ and θ_v, so Δ measures the parameter change
+only, and the trainer's RNG stream is left untouched. Parameters and buffers
+(e.g. BatchNorm statistics a training-mode forward would update) are copied
+back, so the model is bitwise what it was.
+
+Stored (JSON, `_cl_state.json`): ER's buffer, the cached references, the
+optimizer-step counter, the step of the last refresh and the cache-sampling RNG
+state, so a resumed run replays exactly what an uninterrupted one would.
+
+Multi-process: every rank holds the same buffer (see ER). Each rank draws its
+own candidates (the buffer's per-rank sampling RNG) and ranks them with its own
+rank-local gradient (the hook fires before the all-reduce), so caches differ
+between ranks just as their data shards do. Parameters stay identical across
+ranks: the virtual step is undone bitwise and no rank-specific value reaches
+the real update.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import torch
+
+from AlphaBrain.training.continual_learning.algorithms.base import CLContext
+from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import ER, num_replay_samples
+from AlphaBrain.utils.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Ref = tuple[int, tuple[int, int, int]]  # (task_id, (dataset_index, episode_index, frame_index))
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"continual_learning.algorithm.{key} must be an integer >= 1, got {value!r}.")
+    return value
+
+
+def evaluation_seed(*entropy: int) -> int:
+    """A 63-bit torch seed derived from integers (run seed, rank, step): reproducible across resumes."""
+    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+@register_algorithm("mir")
+class MIR(ER):
+    name = "mir"
+    DEFAULT_VIRTUAL_LR = 1e-4
+    LORA_MARKER = "lora_"
+    HYPERPARAMETERS = {
+        **ER.HYPERPARAMETERS,
+        "mir_refresh_interval": 200,
+        "mir_candidate_size": 16,
+        "mir_top_k": 8,
+        "mir_virtual_lr": None,
+        "mir_lora_only": True,
+    }
+
+    def __init__(
+        self,
+        buffer_size_per_task: int = 500,
+        replay_batch_ratio: float = 0.3,
+        balanced_sampling: bool = False,
+        mir_refresh_interval: int = 200,
+        mir_candidate_size: int = 16,
+        mir_top_k: int = 8,
+        mir_virtual_lr: Optional[float] = None,
+        mir_lora_only: bool = True,
+    ):
+        super().__init__(buffer_size_per_task, replay_batch_ratio, balanced_sampling)
+        self.refresh_interval = _positive_int("mir_refresh_interval", mir_refresh_interval)
+        self.candidate_size = _positive_int("mir_candidate_size", mir_candidate_size)
+        self.top_k = _positive_int("mir_top_k", mir_top_k)
+        if self.top_k > self.candidate_size:
+            raise ConfigError(
+                f"continual_learning.algorithm.mir_top_k = {mir_top_k} exceeds mir_candidate_size = "
+                f"{mir_candidate_size}: the cache keeps the top-k of the scored candidates, so it must be "
+                f"1 <= mir_top_k <= mir_candidate_size."
+            )
+        if mir_virtual_lr is None:
+            mir_virtual_lr = self.DEFAULT_VIRTUAL_LR
+        if isinstance(mir_virtual_lr, bool) or not isinstance(mir_virtual_lr, (int, float)) \
+                or not math.isfinite(mir_virtual_lr) or mir_virtual_lr <= 0:
+            raise ConfigError(
+                f"continual_learning.algorithm.mir_virtual_lr must be a positive finite number or null "
+                f"(null = {self.DEFAULT_VIRTUAL_LR}), got {mir_virtual_lr!r}."
+            )
+        if not isinstance(mir_lora_only, bool):
+            raise ConfigError(f"continual_learning.algorithm.mir_lora_only must be true or false, got {mir_lora_only!r}.")
+        self.virtual_lr = float(mir_virtual_lr)
+        self.lora_only = mir_lora_only
+        self.hparams.update(
+            mir_refresh_interval=self.refresh_interval,
+            mir_candidate_size=self.candidate_size,
+            mir_top_k=self.top_k,
+            mir_virtual_lr=self.virtual_lr,
+            mir_lora_only=self.lora_only,
+        )
+        # Persistent state (state_dict).
+        self._cache: list[Ref] = []
+        self._step = 0                            # optimizer steps seen, over the whole run
+        self._last_refresh: Optional[int] = None  # value of _step at the last refresh
+        self._rng = np.random.default_rng(0)      # draws replay samples from the cache
+        # Per-task runtime state (on_task_start).
+        self._model: Optional[torch.nn.Module] = None
+        self._params: list[tuple[str, torch.nn.Parameter]] = []
+        self._handles: list[Any] = []
+        self._grads: dict[str, torch.Tensor] = {}
+        self._accum = 1
+        self._micro = 0
+        self._capturing = False
+        self._scaler = None
+        self._autocast = None
+        self._logged_no_lora = False
+        self.last_refresh: dict = {}              # candidates and their Δ, for logging and tests
+
+    # ------------------------------------------------------------------ hooks
+    def on_task_start(self, ctx: CLContext) -> None:
+        super().on_task_start(ctx)
+        self._rng = np.random.default_rng([self.buffer.seed, int(ctx.task_id), self.rank, 1])
+        self._accum = int(ctx.extras.get("gradient_accumulation_steps", 1))
+        self._micro, self._capturing, self._grads = 0, False, {}
+        self._scaler = getattr(ctx.accelerator, "scaler", None)
+        self._autocast = getattr(ctx.accelerator, "autocast", None)
+        self._install_hooks(ctx.model)
+
+    def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
+        if self._micro == 0:  # first micro-batch of an optimizer step
+            self._capturing = self._refresh_due()
+            self._grads = {}
+        if self._capturing:
+            # The gradient of a capture step must be the current task's alone (g_curr in the paper).
+            return batch
+        if not self._cache:
+            return super().modify_batch(batch, task_id)
+        n = num_replay_samples(len(batch), self.replay_batch_ratio)
+        if n == 0:
+            return batch
+        picks = self._rng.choice(len(self._cache), size=n, replace=n > len(self._cache))
+        return batch[: len(batch) - n] + self.buffer.decode([self._cache[int(i)] for i in picks])
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        self._micro += 1
+        if self._micro < self._accum:
+            return
+        self._micro = 0
+        if self._capturing:
+            self._capturing = False
+            self._refresh(model)
+            self._grads = {}
+        self._step += 1
+
+    def on_task_end(self, ctx: CLContext) -> None:
+        self._remove_hooks()
+        self._model, self._params, self._grads, self._capturing = None, [], {}, False
+        super().on_task_end(ctx)
+
+    # ------------------------------------------------------ gradient capture
+    def _install_hooks(self, model: torch.nn.Module) -> None:
+        self._remove_hooks()  # a task that crashed before on_task_end must not leave a second set behind
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        params = trainable
+        if self.lora_only:
+            params = [(n, p) for n, p in trainable if self.LORA_MARKER in n]
+            if not params and not self._logged_no_lora:
+                self._logged_no_lora = True
+                if self.rank == 0:
+                    logger.warning(
+                        "MIR: mir_lora_only=true but the model has no LoRA parameters (no name contains %r); the "
+                        "virtual step uses all %d trainable parameter tensors. Set mir_lora_only=false to silence this.",
+                        self.LORA_MARKER, len(trainable),
+                    )
+            params = params or trainable
+        self._model, self._params = model, params
+        self._handles = [p.register_hook(self._make_hook(n)) for n, p in params]
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _make_hook(self, name: str):
+        def hook(grad: torch.Tensor) -> None:
+            if not self._capturing:
+                return
+            held = self._grads.get(name)
+            # Clone: autograd may hand this very tensor to `param.grad`, which clipping later scales in place.
+            self._grads[name] = grad.detach().clone() if held is None else held.add_(grad.detach())
+
+        return hook
+
+    @property
+    def virtual_params(self) -> list[str]:
+        """Names of the parameters that take the virtual step (and whose gradients are captured)."""
+        return [n for n, _ in self._params]
+
+    @property
+    def captured_grads(self) -> dict[str, torch.Tensor]:
+        """Gradients captured so far in the current capture step (name -> tensor; empty outside one)."""
+        return self._grads
+
+    # -------------------------------------------------------------- refresh
+    def _refresh_due(self) -> bool:
+        if self._model is None or not self._params or self.buffer.is_empty():
+            return False
+        return not self._cache or self._last_refresh is None or self._step - self._last_refresh >= self.refresh_interval
+
+    def _refresh(self, model: torch.nn.Module) -> None:
+        self._last_refresh = self._step
+        pairs = [(p, self._grads[n]) for n, p in self._params if n in self._grads]
+        if not pairs:
+            return
+        scale = 1.0
+        if self._scaler is not None and self._scaler.is_enabled():
+            scale = float(self._scaler.get_scale())  # fp16 loss scaling: hooks saw scaled gradients
+        if not bool(torch.stack([torch.isfinite(g).all() for _, g in pairs]).all()):  # one device sync
+            logger.warning("MIR: non-finite gradient at step %d; the replay cache is kept as it was.", self._step)
+            return
+        refs = self.buffer.sample_refs(self.candidate_size)
+        samples = self.buffer.decode(refs)
+        seed = evaluation_seed(self.buffer.seed, self.rank, self._step)
+        before = self._losses(model, samples, seed)
+        saved = [p.detach().clone() for p, _ in pairs]
+        saved_buffers = [b.detach().clone() for b in model.buffers()]
+        try:
+            with torch.no_grad():
+                for p, g in pairs:
+                    p.add_(g.to(p.dtype), alpha=-self.virtual_lr / scale)
+            after = self._losses(model, samples, seed)
+        finally:
+            with torch.no_grad():
+                for (p, _), s in zip(pairs, saved):
+                    p.copy_(s)
+                for b, s in zip(model.buffers(), saved_buffers):
+                    b.copy_(s)
+        delta = after - before
+        order = torch.argsort(delta, descending=True, stable=True)[: self.top_k].tolist()
+        self._cache = [refs[i] for i in order]
+        self.last_refresh = {"step": self._step, "candidates": refs, "delta": delta.tolist(), "top": order}
+
+    def _losses(self, model: torch.nn.Module, samples: list[dict], seed: int) -> torch.Tensor:
+        """Per-sample losses under no_grad, with torch's RNG forked and seeded (same noise on every call)."""
+        device = next(model.parameters()).device
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            torch.random.default_generator.manual_seed(seed)
+            if cuda:
+                with torch.cuda.device(cuda[0]):
+                    torch.cuda.manual_seed(seed)
+            with self._autocast() if self._autocast is not None else torch.autocast("cpu", enabled=False):
+                return model.per_sample_action_loss(samples).detach().float().cpu()
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {
+            **super().state_dict(),
+            "mir": {
+                "cache": [[task, list(ref)] for task, ref in self._cache],
+                "step": self._step,
+                "last_refresh": self._last_refresh,
+                "rng_state": self._rng.bit_generator.state,
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        mir = state.get("mir", {})
+        self._cache = [(int(task), tuple(int(x) for x in ref)) for task, ref in mir.get("cache", [])]
+        self._step = int(mir.get("step", 0))
+        last = mir.get("last_refresh")
+        self._last_refresh = None if last is None else int(last)
+        if "rng_state" in mir:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = mir["rng_state"]
+
+    @property
+    def cache(self) -> list[Ref]:
+        """The cached replay references (task_id, (dataset_index, episode_index, frame_index)), best first."""
+        return list(self._cache)
+
+    def __repr__(self) -> str:
+        return (
+            f"MIR(refresh={self.refresh_interval}, candidates={self.candidate_size}, top_k={self.top_k}, "
+            f"virtual_lr={self.virtual_lr}, lora_only={self.lora_only})"
+        )

@@ -1,0 +1,255 @@
+"""MIR: brute-force top-k by Δ, bitwise θ restore, gradient capture by hooks, config, state, a trainer run."""
+
+import copy
+import json
+import logging
+
+import pytest
+import torch
+
+from AlphaBrain.training.continual_learning.algorithms import MIR, CLContext, build_cl_algorithm
+from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
+from AlphaBrain.utils.errors import ConfigError
+
+
+@pytest.fixture
+def tiny(synthetic_dataset, tmp_path, make_config):
+    """The trainer's TinyVLA and stream (dry run: nothing written)."""
+    trainer = ContinualVLATrainer(make_config(tmp_path, synthetic_dataset))
+    trainer.prepare_training(dry_run=True)
+    return trainer.unwrapped, trainer.stream
+
+
+def start_task_1(model, stream, accum=1, **hp):
+    """A MIR whose buffer holds task 0, at the start of task 1 (as the trainer leaves it)."""
+    params = {"buffer_size_per_task": 16, "mir_candidate_size": 8, "mir_top_k": 3, **hp}
+    algo = MIR.from_config(params)
+    algo.bind_runtime(seed=0)
+    algo.buffer.populate_from_dataset(0, stream.tasks[0])
+    ctx = CLContext(1, model, stream.tasks[1], None, None, num_tasks=3,
+                    extras={"gradient_accumulation_steps": accum, "steps": 10})
+    algo.on_task_start(ctx)
+    return algo, ctx
+
+
+def current_batch(stream, start=0, size=4):
+    return [stream.tasks[1][i] for i in range(start, start + size)]
+
+
+def micro_step(algo, model, batch, accum=1):
+    batch = algo.modify_batch(batch, 1)
+    (model(batch)["action_loss"] / accum).backward()
+    return batch
+
+
+def test_refresh_caches_the_brute_force_top_k(tiny):
+    model, stream = tiny
+    model.eval()  # no augmentation: a sample's loss does not depend on the rest of its batch
+    algo, _ = start_task_1(model, stream, mir_virtual_lr=0.05)
+    batch = current_batch(stream)
+    assert micro_step(algo, model, batch) == batch  # the capture step trains on the current task only
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    algo.after_backward(model)
+
+    candidates = algo.last_refresh["candidates"]
+    assert len(set(candidates)) == 8
+    virtual = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in virtual.named_parameters():
+            p.sub_(0.05 * grads[n])
+        delta = [
+            float(virtual.per_sample_action_loss(s) - model.per_sample_action_loss(s))
+            for s in ([x] for x in algo.buffer.decode(candidates))
+        ]
+    torch.testing.assert_close(torch.tensor(algo.last_refresh["delta"]), torch.tensor(delta), rtol=1e-3, atol=1e-6)
+    ranked = sorted(range(8), key=lambda i: -delta[i])
+    assert delta[ranked[2]] - delta[ranked[3]] > 1e-4, "top-k boundary too close to compare"
+    assert algo.cache == [candidates[i] for i in ranked[:3]]
+
+
+def test_refresh_leaves_parameters_grads_and_rng_bitwise_unchanged(tiny):
+    model, stream = tiny
+    model.train()
+    algo, _ = start_task_1(model, stream, mir_virtual_lr=0.05)
+    micro_step(algo, model, current_batch(stream))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    rng = torch.get_rng_state()
+    algo.after_backward(model)
+
+    assert algo.cache and any(d != 0 for d in algo.last_refresh["delta"])  # a real virtual step happened
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(grads[n], p.grad) for n, p in model.named_parameters())
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_both_loss_evaluations_see_the_same_augmentation(tiny):
+    model, stream = tiny
+    model.train()  # random-shift augmentation on
+    algo, _ = start_task_1(model, stream)
+    algo.virtual_lr = 0.0  # θ_v == θ: any Δ would come from different noise in the two evaluations
+    micro_step(algo, model, current_batch(stream))
+    algo.after_backward(model)
+    assert algo.last_refresh["delta"] == [0.0] * 8
+
+
+def test_hooks_capture_the_gradient_of_the_trainers_backward(tiny):
+    model, stream = tiny
+    algo, ctx = start_task_1(model, stream, mir_refresh_interval=3)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert algo.virtual_params == trainable  # no LoRA in TinyVLA: every trainable parameter
+
+    micro_step(algo, model, current_batch(stream))
+    captured = algo.captured_grads
+    assert sorted(captured) == sorted(n for n, p in model.named_parameters() if p.grad is not None)
+    for n, p in model.named_parameters():
+        if n in captured:
+            assert torch.equal(captured[n], p.grad), n
+    algo.after_backward(model)
+    model.zero_grad(set_to_none=True)
+
+    micro_step(algo, model, current_batch(stream, 4))  # not followed by a refresh: nothing copied
+    assert algo.captured_grads == {}
+    algo.after_backward(model)
+
+    algo.on_task_end(ctx)
+    assert all(not p._backward_hooks for p in model.parameters())
+
+
+def test_accumulation_sums_micro_batches_and_counts_optimizer_steps(tiny):
+    model, stream = tiny
+    algo, _ = start_task_1(model, stream, accum=2, mir_refresh_interval=2)
+    micro_step(algo, model, current_batch(stream, 0), accum=2)
+    algo.after_backward(model)
+    assert algo.last_refresh == {}  # half an optimizer step: no refresh yet
+    micro_step(algo, model, current_batch(stream, 4), accum=2)
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(algo.captured_grads[n], p.grad, rtol=1e-6, atol=0.0)
+    algo.after_backward(model)
+    assert algo.last_refresh["step"] == 0
+
+    refreshed = []
+    for _ in range(4):  # 8 micro-batches = 4 optimizer steps
+        for micro in range(2):
+            model.zero_grad(set_to_none=True)
+            micro_step(algo, model, current_batch(stream, 4 * micro), accum=2)
+            algo.after_backward(model)
+        refreshed.append(algo.last_refresh["step"])
+    assert refreshed == [0, 2, 2, 4]
+    assert algo.state_dict()["mir"]["step"] == 5
+
+
+def test_replay_is_drawn_from_the_cache(tiny):
+    model, stream = tiny
+    algo, _ = start_task_1(model, stream, mir_refresh_interval=100)
+    micro_step(algo, model, current_batch(stream))
+    algo.after_backward(model)
+    cache = set(algo.cache)
+    for _ in range(5):
+        mixed = algo.modify_batch(current_batch(stream, size=8), 1)  # round(8 * 0.3) = 2 replayed
+        replay = mixed[6:]
+        assert {(s["task_id"], (0, s["episode_index"], s["frame_index"])) for s in replay} <= cache
+        assert all(s["task_id"] == 0 for s in replay)
+
+
+def test_replay_draws_with_replacement_when_the_cache_is_small(tiny):
+    model, stream = tiny
+    algo, _ = start_task_1(model, stream, mir_top_k=1, mir_refresh_interval=100)
+    micro_step(algo, model, current_batch(stream))
+    algo.after_backward(model)
+    mixed = algo.modify_batch(current_batch(stream, size=10), 1)  # 3 replay samples from a cache of 1
+    assert len(mixed) == 10
+    assert len({(s["episode_index"], s["frame_index"]) for s in mixed[7:]}) == 1
+
+
+def test_state_dict_round_trip_restores_the_cache_and_the_draws(tiny):
+    model, stream = tiny
+    algo, _ = start_task_1(model, stream, mir_refresh_interval=100)
+    micro_step(algo, model, current_batch(stream))
+    algo.after_backward(model)
+    state = json.loads(json.dumps(algo.state_dict()))
+
+    restored = MIR.from_config(state["hparams"])
+    restored.load_state_dict(state)
+    restored.buffer.attach_source(stream.tasks[1])
+    assert restored.cache == algo.cache and restored.state_dict() == state
+    for _ in range(3):
+        a = algo.modify_batch(current_batch(stream, size=8), 1)
+        b = restored.modify_batch(current_batch(stream, size=8), 1)
+        assert [(s["episode_index"], s["frame_index"]) for s in a] == [(s["episode_index"], s["frame_index"]) for s in b]
+
+
+def test_config_validation_and_defaults(synthetic_dataset, tmp_path, make_config):
+    with pytest.raises(ConfigError, match="mir_top_k = 9 exceeds mir_candidate_size = 8"):
+        MIR.from_config({"mir_top_k": 9, "mir_candidate_size": 8})
+    for key, bad in (("mir_refresh_interval", 0), ("mir_candidate_size", 2.5), ("mir_virtual_lr", -1.0),
+                     ("mir_virtual_lr", float("nan")), ("mir_lora_only", "yes")):
+        with pytest.raises(ConfigError, match=key):
+            MIR.from_config({key: bad})
+    assert MIR.DEFAULT_VIRTUAL_LR == 1e-4
+    cfg = make_config(tmp_path, synthetic_dataset, "continual_learning.replay.enabled=false",
+                      "continual_learning.algorithm.name=mir", "continual_learning.algorithm.mir_virtual_lr=null")
+    algo = build_cl_algorithm(cfg)
+    assert isinstance(algo, MIR) and algo.virtual_lr == 1e-4
+    assert algo.hparams == {"buffer_size_per_task": 500, "replay_batch_ratio": 0.3, "balanced_sampling": False,
+                            "mir_refresh_interval": 200, "mir_candidate_size": 16, "mir_top_k": 8,
+                            "mir_virtual_lr": 1e-4, "mir_lora_only": True}
+
+
+class WithLoRA(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.base = torch.nn.Linear(3, 3)
+        self.lora_A = torch.nn.Linear(3, 1, bias=False)
+        self.frozen = torch.nn.Linear(3, 3).requires_grad_(False)
+
+
+class FakeTask:
+    base_dataset = None
+
+    def __len__(self):
+        return 1
+
+
+def test_lora_only_uses_lora_parameters_or_logs_the_fallback_once(tiny, caplog):
+    algo = MIR.from_config({})
+    algo.on_task_start(CLContext(0, WithLoRA(), FakeTask(), None, None))
+    assert algo.virtual_params == ["lora_A.weight"]
+    algo = MIR.from_config({"mir_lora_only": False})
+    algo.on_task_start(CLContext(0, WithLoRA(), FakeTask(), None, None))
+    assert algo.virtual_params == ["base.weight", "base.bias", "lora_A.weight"]
+
+    model, _ = tiny
+    algo = MIR.from_config({})
+    with caplog.at_level(logging.WARNING):
+        for task in range(2):  # no on_task_end in between (a crashed task): hooks are replaced, never stacked
+            algo.on_task_start(CLContext(task, model, FakeTask(), None, None))
+    assert sum("no LoRA parameters" in r.message for r in caplog.records) == 1
+    assert all(len(p._backward_hooks) == 1 for p in model.parameters())
+
+
+def test_trainer_run_writes_every_checkpoint_and_resumes_exactly(synthetic_dataset, tmp_path, make_config):
+    mir = ["continual_learning.replay.enabled=false", "continual_learning.algorithm.name=mir",
+           "continual_learning.algorithm.buffer_size_per_task=16", "continual_learning.algorithm.mir_refresh_interval=2",
+           "continual_learning.algorithm.mir_candidate_size=8", "continual_learning.algorithm.mir_top_k=4"]
+    trainer = ContinualVLATrainer(make_config(tmp_path / "a", synthetic_dataset, *mir, steps=4))
+    run = trainer.train()
+    ckpts = run / "checkpoints"
+    for k in range(3):
+        assert (ckpts / f"task_{k}_id{k}_steps_{4 * (k + 1)}_pytorch_model.pt").is_file()
+    state = json.loads((ckpts / "task_2_id2_steps_12_cl_state.json").read_text())["algorithm"]
+    assert state["name"] == "mir" and len(state["mir"]["cache"]) == 4 and state["mir"]["step"] == 12
+    assert all(not p._backward_hooks for p in trainer.unwrapped.parameters())
+
+    # Killed after task 1, then resumed: the same weights and the same MIR state as the uninterrupted run.
+    ContinualVLATrainer(make_config(tmp_path / "b", synthetic_dataset, *mir, steps=4)).train()
+    for f in (tmp_path / "b" / "run" / "checkpoints").glob("task_2_*"):
+        f.unlink()
+    ContinualVLATrainer(make_config(tmp_path / "b", synthetic_dataset, *mir, "trainer.is_resume=true", steps=4)).train()
+    a = torch.load(ckpts / "task_2_id2_steps_12_pytorch_model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "run" / "checkpoints" / "task_2_id2_steps_12_pytorch_model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    resumed = json.loads((tmp_path / "b" / "run" / "checkpoints" / "task_2_id2_steps_12_cl_state.json").read_text())
+    assert resumed["algorithm"] == state
