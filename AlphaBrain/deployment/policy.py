@@ -188,14 +188,14 @@ class LoadedPolicy:
     camera_keys: list[str] = field(default_factory=list)
 
 
-def _pick_embodiment(stats: Mapping[str, Any], base_dataset: Any, requested: str | None, path: Path) -> str:
+def _pick_embodiment(stats: Mapping[str, Any], used: list[str], requested: str | None, path: Path) -> str:
+    """The embodiment to serve: the requested one, else the run's only one (data or statistics)."""
     if requested is not None:
         if requested not in stats:
             raise UserError(f'Embodiment "{requested}" is not in {path}.{did_you_mean(requested, stats)} '
                             f"It has: {', '.join(stats)}.")
         return requested
-    subs = list(getattr(base_dataset, "datasets", [base_dataset]))
-    used = sorted({d.embodiment for d in subs})
+    used = sorted(set(used))
     if len(used) == 1 and used[0] in stats:
         return used[0]
     if len(stats) == 1:
@@ -204,6 +204,25 @@ def _pick_embodiment(stats: Mapping[str, Any], base_dataset: Any, requested: str
         f"The run's data mixes embodiments {used}; pick the one this policy serves with embodiment=... "
         f"(statistics for: {', '.join(stats)})."
     )
+
+
+def _policy_spec_from_dataset(cfg: Any, run_dir: Path) -> dict:
+    """For runs without policy_spec.json (written by older versions): read the shapes off the dataset."""
+    from AlphaBrain.training.continual_learning.datasets import build_task_stream
+    from AlphaBrain.training.continual_learning.run_setup import policy_spec
+    from AlphaBrain.utils.errors import DatasetError
+
+    try:
+        stream = build_task_stream(cfg)
+    except DatasetError as exc:
+        raise DatasetError(
+            f"Run {run_dir} has no policy_spec.json, so serving it needs its dataset for the camera layout and "
+            f"shapes, and that failed: {exc}"
+        ) from None
+    spec = policy_spec(stream)
+    spec["data_spec"] = stream.base_dataset.data_spec
+    spec["embodiments"] = {k: tuple(v) for k, v in spec["embodiments"].items()}
+    return spec
 
 
 def _torch_device(device: str) -> Any:
@@ -231,8 +250,7 @@ def load_run_model(
     from AlphaBrain.config.loader import BASE_CONFIG, compose_config
     from AlphaBrain.dataloader import Normalizer, load_dataset_statistics
     from AlphaBrain.model import build_framework
-    from AlphaBrain.training.continual_learning.datasets import build_task_stream
-    from AlphaBrain.utils.errors import DatasetError
+    from AlphaBrain.training.continual_learning.run_setup import read_policy_spec
 
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
@@ -241,20 +259,11 @@ def load_run_model(
     stats_path = run_dir / "dataset_statistics.json"
     cfg = compose_config([BASE_CONFIG, run_dir / "config.yaml"],
                          [f"datasets.vla_data.dataset_statistics={stats_path}"])
-    try:
-        stream = build_task_stream(cfg)
-    except DatasetError as exc:
-        raise DatasetError(
-            f"Cannot read the dataset of run {run_dir} (a served policy needs it for its camera layout and "
-            f"shapes): {exc}"
-        ) from None
-    base = stream.base_dataset
-    subs = list(getattr(base, "datasets", [base]))
-    expected = {d.embodiment: (d.state_dim, d.action_dim) for d in subs}
-    stats = load_dataset_statistics(stats_path, expected)
-    emb = _pick_embodiment(stats, base, embodiment, stats_path)
+    spec = read_policy_spec(run_dir) or _policy_spec_from_dataset(cfg, run_dir)
+    stats = load_dataset_statistics(stats_path, spec["embodiments"])
+    emb = _pick_embodiment(stats, list(spec["embodiments"]), embodiment, stats_path)
     normalizer = Normalizer(stats[emb])
-    data_spec = base.data_spec
+    data_spec = spec["data_spec"]
 
     model = build_framework(cfg, data_spec)
     try:
@@ -281,7 +290,7 @@ def load_run_model(
         run_id=str(cfg.get("run_id") or run_dir.name),
         checkpoint=weights,
         embodiment=emb,
-        camera_keys=[str(k) for k in getattr(subs[0], "image_keys", [])],
+        camera_keys=list(spec["camera_keys"]),
     )
 
 

@@ -20,32 +20,22 @@ from typing import Optional
 import numpy as np
 import torch
 
-from AlphaBrain.config.loader import BASE_CONFIG, compose_config
 from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.errors import UserError
 
 
 def _load_run(run_dir: Path):
-    from AlphaBrain.model import build_framework
+    """The run's stream (normalized like in training), its complete checkpoints and its model."""
+    from AlphaBrain.deployment.policy import load_run_model
     from AlphaBrain.training.continual_learning import checkpointing as ckpt_io
     from AlphaBrain.training.continual_learning.datasets import build_task_stream
     from AlphaBrain.training.continual_learning.run_setup import prepare_statistics
 
-    for name in ("config.yaml", "dataset_statistics.json"):
-        if not (run_dir / name).is_file():
-            raise UserError(
-                f"{run_dir} has no {name}: not a training run dir (expected results/Checkpoints/<run_id>/)."
-                + (" Recompute it with compute_dataset_statistics.py." if name.startswith("dataset") else "")
-            )
-    cfg = compose_config([BASE_CONFIG, run_dir / "config.yaml"],
-                         [f"datasets.vla_data.dataset_statistics={run_dir / 'dataset_statistics.json'}"])
-    stream = build_task_stream(cfg)
-    prepare_statistics(cfg, stream, run_dir)
+    loaded = load_run_model(run_dir, "last")  # checks the run dir and its checkpoints, builds the run's model
     ckpts = ckpt_io.list_complete_checkpoints(run_dir / "checkpoints")
-    if not ckpts:
-        raise UserError(f"No complete task checkpoint in {run_dir / 'checkpoints'}.")
-    model = build_framework(cfg, stream.base_dataset.data_spec)
-    return stream, ckpts, model, ckpt_io
+    stream = build_task_stream(loaded.cfg)
+    prepare_statistics(loaded.cfg, stream, run_dir)
+    return stream, ckpts, loaded.model, ckpt_io
 
 
 def _task_error(model, task, frames: np.ndarray, batch: int) -> float:

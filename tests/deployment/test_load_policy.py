@@ -152,6 +152,23 @@ def test_missing_statistics_or_config_is_a_user_error_with_the_fix(trained_run, 
         load_policy(copy, "last")
 
 
+def test_serving_needs_no_dataset_thanks_to_policy_spec(trained_run, tmp_path):
+    from AlphaBrain.utils.errors import DatasetError
+
+    copy = tmp_path / "moved"
+    shutil.copytree(trained_run, copy)
+    spec = json.loads((copy / "policy_spec.json").read_text())
+    assert spec["data_spec"]["num_cameras"] == 2 and spec["camera_keys"] == ["observation.images.image", "observation.images.wrist_image"]
+    data_dir = str(load_run_model(trained_run).cfg.continual_learning.task_sequence)
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace(data_dir, str(tmp_path / "gone")))  # the data is not on this machine
+    loaded = load_run_model(copy, "last")
+    assert loaded.data_spec.action_dim == 7 and loaded.camera_keys == spec["camera_keys"]
+    (copy / "policy_spec.json").unlink()  # a run from before policy_spec.json: falls back to the dataset
+    with pytest.raises(DatasetError, match="no policy_spec.json"):
+        load_run_model(copy, "last")
+
+
 def test_foreign_weights_are_a_user_error(trained_run, tmp_path):
     import torch
 

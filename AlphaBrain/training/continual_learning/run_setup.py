@@ -72,3 +72,45 @@ def resume_point(cfg: DictConfig, run_dir: Path, stream: Any) -> Optional[ckpt_i
     if last.position >= len(stream.tasks) - 1:
         print(f"[alphabrain] --resume: all {len(stream.tasks)} tasks of {run_dir} are already trained.", flush=True)
     return last
+
+
+# ------------------------------------------------------------------------------------ policy spec
+POLICY_SPEC_FILE = "policy_spec.json"
+
+
+def policy_spec(stream: Any) -> dict:
+    """What serving a checkpoint needs to know about the training data, so it does not need the data itself:
+    the shapes the model was built for, each embodiment's (state_dim, action_dim) and the camera order."""
+    subs = _sub_datasets(stream)
+    spec = stream.base_dataset.data_spec
+    return {
+        "data_spec": {
+            "state_dim": spec.state_dim,
+            "action_dim": spec.action_dim,
+            "action_horizon": spec.action_horizon,
+            "num_cameras": spec.num_cameras,
+            "image_size": list(spec.image_size),
+        },
+        "embodiments": {d.embodiment: [d.state_dim, d.action_dim] for d in subs},
+        "camera_keys": [str(k) for k in getattr(subs[0], "image_keys", [])],
+    }
+
+
+def read_policy_spec(run_dir: Path) -> Optional[dict]:
+    """The run's `policy_spec.json` with `data_spec` as a DataSpec, or None for runs written before it existed."""
+    from AlphaBrain.dataloader.spec import DataSpec
+
+    path = Path(run_dir) / POLICY_SPEC_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        d = raw["data_spec"]
+        raw["data_spec"] = DataSpec(
+            state_dim=int(d["state_dim"]), action_dim=int(d["action_dim"]), action_horizon=int(d["action_horizon"]),
+            num_cameras=int(d["num_cameras"]), image_size=(int(d["image_size"][0]), int(d["image_size"][1])),
+        )
+        raw["embodiments"] = {k: (int(v[0]), int(v[1])) for k, v in raw["embodiments"].items()}
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UserError(f"{path} is damaged ({type(exc).__name__}: {exc}); delete it to fall back to the dataset.") from None
+    return raw

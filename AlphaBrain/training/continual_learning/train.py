@@ -38,7 +38,12 @@ from AlphaBrain.config.loader import config_to_yaml, load_run_config, resolved_c
 from AlphaBrain.training.continual_learning import checkpointing as ckpt_io
 from AlphaBrain.training.continual_learning.algorithms import CLContext, build_cl_algorithm
 from AlphaBrain.training.continual_learning.datasets import TaskStream, build_task_stream
-from AlphaBrain.training.continual_learning.run_setup import prepare_statistics, resume_point
+from AlphaBrain.training.continual_learning.run_setup import (
+    POLICY_SPEC_FILE,
+    policy_spec,
+    prepare_statistics,
+    resume_point,
+)
 from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_scheduler
 from AlphaBrain.training.trainer_utils.tracking import MetricsLogger, check_reporter
 from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
@@ -118,6 +123,7 @@ class ContinualVLATrainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", config_to_yaml(cfg))
             atomic_write_json(self.run_dir / "stream.json", self.stream.to_json())
+            atomic_write_json(self.run_dir / POLICY_SPEC_FILE, policy_spec(self.stream))
             save_dataset_statistics(stats, self.run_dir / "dataset_statistics.json")
         self.model = acc.prepare(self.model)
         self.metrics = MetricsLogger(
