@@ -11,7 +11,8 @@ CONFIG_DIR="configs/continual_learning"
 usage() {
   cat <<'EOF'
 Usage: run_cl_train.sh [--model M] [--algo A] [--dataset D] [--run-id ID] [--gpus SPEC]
-                       [--port N] [--smoke] [--resume] [--yaml A.yaml B.yaml ...] [-- key=value ...]
+                       [--port N] [--smoke] [--resume] [--deepspeed [CONFIG]] [--yaml A.yaml B.yaml ...]
+                       [-- key=value ...]
 
 Train one VLA backbone sequentially over a task stream (checkpoints per task in
 results/Checkpoints/<run_id>/checkpoints/).
@@ -29,6 +30,11 @@ results/Checkpoints/<run_id>/checkpoints/).
   --port N         accelerate main process port. Default: a free port
   --smoke          5 steps per task, batch 4: an end-to-end pipeline check
   --resume         Continue after the last complete task checkpoint of --run-id
+  --deepspeed [CONFIG]
+                   GPU runs: launch with DeepSpeed through accelerate (accelerate launch --use_deepspeed
+                   --deepspeed_config_file CONFIG). Default CONFIG: configs/deepspeed/zero2.json (ZeRO-2).
+                   Needs `pip install -e '.[deepspeed]'`; a-gem and si read param.grad and cannot use ZeRO-2.
+                   See docs/continual_learning/distributed.md
   --yaml PATH ...  Explicit YAML files merged left to right on top of cl_base.yaml (skips --model;
                    --algo/--dataset are applied only when given)
   -- key=value     OmegaConf overrides passed through (e.g. -- --lora.rank=64 continual_learning.steps_per_task=20000)
@@ -43,7 +49,7 @@ EOF
 
 die() { echo "error: $*" >&2; exit 2; }
 
-MODEL="" ALGO="" DATASET="" RUN_ID="" GPUS="" PORT="" SMOKE=0 RESUME=0
+MODEL="" ALGO="" DATASET="" RUN_ID="" GPUS="" PORT="" SMOKE=0 RESUME=0 DEEPSPEED=""
 YAMLS=() PASSTHROUGH=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -55,6 +61,8 @@ while [[ $# -gt 0 ]]; do
     --port) [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --resume) RESUME=1; shift ;;
+    --deepspeed) DEEPSPEED="configs/deepspeed/zero2.json"  # the value is optional: taken when it is not a flag
+                 if [[ $# -ge 2 && "$2" != -* ]]; then DEEPSPEED="$2"; shift 2; else shift; fi ;;
     --yaml) shift; while [[ $# -gt 0 && "$1" != -* ]]; do YAMLS+=("$1"); shift; done
             [[ ${#YAMLS[@]} -gt 0 ]] || die "--yaml needs at least one path" ;;
     --) shift; PASSTHROUGH=("$@"); break ;;
@@ -121,6 +129,17 @@ if [[ -z "$PORT" ]]; then
 fi
 
 TRAIN=(-m AlphaBrain.training.continual_learning.train --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
+if [[ -n "$DEEPSPEED" ]]; then
+  [[ -f "$DEEPSPEED" ]] || die "--deepspeed config '$DEEPSPEED' not found (the shipped one is configs/deepspeed/zero2.json)"
+  [[ "$NGPU" -gt 0 ]] || die "--deepspeed needs GPUs (accelerate runs DeepSpeed on CUDA devices only); on CPU drop --deepspeed, or call AlphaBrain.training.trainer_utils.deepspeed_direct (docs/continual_learning/distributed.md)"
+  "$PY" -c 'import deepspeed' 2>/dev/null || die "--deepspeed: DeepSpeed is not installed; run: $PY -m pip install -e '.[deepspeed]'"
+  "$PY" "${TRAIN[@]}" --dry-run >/dev/null || exit $?
+  # accelerate fills the config's "auto" values (micro batch, accumulation, clipping, bf16) from the run.
+  CMD=("$PY" -m accelerate.commands.launch --use_deepspeed --deepspeed_config_file "$DEEPSPEED"
+       --num_processes "$NPROC" --num_machines 1 --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
+  echo "[run_cl_train] ${CMD[*]}" >&2
+  exec "${CMD[@]}"
+fi
 if [[ "$NPROC" -eq 1 ]]; then
   # One process needs no launcher (accelerate's would wrap a config error in its own traceback).
   echo "[run_cl_train] $PY ${TRAIN[*]}" >&2
