@@ -17,7 +17,9 @@ optimizer steps (and as soon as replay starts, while nothing is cached):
 
 Until the next refresh every step's replay samples are drawn from that cache
 (with replacement when it holds fewer than a step needs); while it is empty
-(task 0, or a freshly built algorithm) ER's uniform / balanced draw is used.
+(task 0, or no gradient could be captured) ER's uniform / balanced draw is used.
+The cache is emptied at each task end (the buffer gains a task that was never a
+candidate), so each task starts with a refresh at its first step.
 The paper scores fresh candidates at every step; refreshing every N steps costs
 two no-grad forwards of |C| samples per N steps instead of per step.
 
@@ -41,20 +43,24 @@ back, so the model is bitwise what it was.
 
 Stored (JSON, `_cl_state.json`): ER's buffer, the cached references, the
 optimizer-step counter, the step of the last refresh and the cache-sampling RNG
-state, so a resumed run replays exactly what an uninterrupted one would.
+state, so a state restored mid-task replays exactly what the original would; at
+a task-end checkpoint the cache is empty, which keeps resumes exact on any number
+of processes.
 
 Multi-process: every rank holds the same buffer (see ER). Each rank draws its
 own candidates (the buffer's per-rank sampling RNG) and ranks them with its own
 rank-local gradient (the hook fires before the all-reduce), so caches differ
 between ranks just as their data shards do. Parameters stay identical across
 ranks: the virtual step is undone bitwise and no rank-specific value reaches
-the real update.
+the real update. Caches are emptied at task end, so the checkpoint (written by
+rank 0) holds no rank-specific cache.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -152,6 +158,7 @@ class MIR(ER):
         self._autocast = None
         self._logged_no_lora = False
         self.last_refresh: dict = {}              # candidates and their Δ, for logging and tests
+        self.refresh_count, self.refresh_seconds = 0, 0.0  # this process's refreshes (not saved), for benchmarks
 
     # ------------------------------------------------------------------ hooks
     def on_task_start(self, ctx: CLContext) -> None:
@@ -192,6 +199,10 @@ class MIR(ER):
     def on_task_end(self, ctx: CLContext) -> None:
         self._remove_hooks()
         self._model, self._params, self._grads, self._capturing = None, [], {}, False
+        # The cache ranks a candidate pool that is about to gain this task's samples, and on several processes
+        # it is rank-specific while the checkpoint written next is rank 0's: none of it crosses a task boundary.
+        # The next task refreshes at its first step.
+        self._cache = []
         super().on_task_end(ctx)
 
     # ------------------------------------------------------ gradient capture
@@ -255,6 +266,7 @@ class MIR(ER):
         if not bool(torch.stack([torch.isfinite(g).all() for _, g in pairs]).all()):  # one device sync
             logger.warning("MIR: non-finite gradient at step %d; the replay cache is kept as it was.", self._step)
             return
+        start = time.perf_counter()
         refs = self.buffer.sample_refs(self.candidate_size)
         samples = self.buffer.decode(refs)
         seed = evaluation_seed(self.buffer.seed, self.rank, self._step)
@@ -276,6 +288,8 @@ class MIR(ER):
         order = torch.argsort(delta, descending=True, stable=True)[: self.top_k].tolist()
         self._cache = [refs[i] for i in order]
         self.last_refresh = {"step": self._step, "candidates": refs, "delta": delta.tolist(), "top": order}
+        self.refresh_count += 1
+        self.refresh_seconds += time.perf_counter() - start
 
     def _losses(self, model: torch.nn.Module, samples: list[dict], seed: int) -> torch.Tensor:
         """Per-sample losses under no_grad, with torch's RNG forked and seeded (same noise on every call)."""
