@@ -15,7 +15,8 @@ from AlphaBrain.training.continual_learning.algorithms.registry import (
 )
 from AlphaBrain.training.continual_learning.algorithms.replay_buffer import ReplayBuffer
 from AlphaBrain.training.continual_learning.algorithms import sequential as _sequential  # noqa: F401  (registers)
-from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, MIR, Multitask
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, MIR, Multitask, AGEM, DERPP
+from AlphaBrain.training.continual_learning.algorithms.regularization_based import LwF
 
 __all__ = [
     "HOOKS",
@@ -31,4 +32,7 @@ __all__ = [
     "ER",
     "MIR",
     "Multitask",
+    "AGEM",
+    "DERPP",
+    "LwF",
 ]

@@ -103,8 +103,12 @@ class ReplayBuffer:
         self._rng = np.random.default_rng([self.seed, *map(int, entropy)])
 
     # -------------------------------------------------------------- sampling
-    def sample_refs(self, batch_size: int) -> list[tuple[int, tuple[int, int, int]]]:
-        """Uniform over every stored sample: without replacement when the batch fits."""
+    def sample_slots(self, batch_size: int) -> list[tuple[int, int]]:
+        """Uniform over every stored sample: (task, position in that task's memory), without replacement when it fits.
+
+        Methods that keep something per stored sample (DER++'s outputs) index it with
+        these positions; `samples_at` decodes them.
+        """
         if batch_size <= 0 or self.is_empty():
             return []
         tasks = self.get_task_ids()
@@ -113,7 +117,11 @@ class ReplayBuffer:
         pick = self._rng.choice(int(ends[-1]), size=batch_size, replace=batch_size > int(ends[-1]))
         owner = np.searchsorted(ends, pick, side="right")  # which task each global index falls in
         local = pick - (ends[owner] - sizes[owner])
-        return [self._ref_of(tasks[o], int(i)) for o, i in zip(owner, local)]
+        return [(tasks[o], int(i)) for o, i in zip(owner, local)]
+
+    def sample_refs(self, batch_size: int) -> list[tuple[int, tuple[int, int, int]]]:
+        """Uniform over every stored sample: without replacement when the batch fits."""
+        return [self._ref_of(task, i) for task, i in self.sample_slots(batch_size)]
 
     def sample_balanced_refs(self, batch_size: int) -> list[tuple[int, tuple[int, int, int]]]:
         """Equal draws per stored task; a remainder goes to randomly chosen tasks (counts differ by <= 1)."""
@@ -137,6 +145,10 @@ class ReplayBuffer:
     def sample_balanced(self, batch_size: int) -> list[dict]:
         """`batch_size` decoded samples with equal representation of every stored task ([] if empty)."""
         return self.decode(self.sample_balanced_refs(batch_size))
+
+    def samples_at(self, slots: list[tuple[int, int]]) -> list[dict]:
+        """Decode the stored samples at (task, position) slots, in the order given."""
+        return self.decode([self._ref_of(task, i) for task, i in slots])
 
     def _ref_of(self, task: int, i: int) -> tuple[int, tuple[int, int, int]]:
         row = self._refs[task][i]
