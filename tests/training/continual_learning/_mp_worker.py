@@ -38,6 +38,7 @@ def spy(algorithm, record: dict) -> None:
         record["replayed"].append(
             [(int(s["task_id"]), int(s["episode_index"]), int(s["frame_index"])) for s in out if s["task_id"] != task_id]
         )
+        record["cache_sizes"].append(len(getattr(algorithm, "cache", ())))  # MIR's replay cache
         return out
 
     def recording_after_backward(model):
@@ -59,7 +60,8 @@ def main() -> None:
     cfg = OmegaConf.load(args.config)
     trainer = ContinualVLATrainer(cfg)  # Accelerator(cpu=True) joins the torchrun process group (gloo)
     rank = trainer.accelerator.process_index
-    record: dict = {"world_size": trainer.accelerator.num_processes, "replayed": [], "captured_grad_norms": []}
+    record: dict = {"world_size": trainer.accelerator.num_processes, "replayed": [], "captured_grad_norms": [],
+                    "cache_sizes": []}
     if args.mode == "trainer":
         trainer.prepare_training()
         spy(trainer.algorithm, record)

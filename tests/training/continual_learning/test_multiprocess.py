@@ -97,19 +97,8 @@ def assert_ranks_agree(ranks: list[dict]) -> None:
     assert sa == sb, "the algorithm's JSON state differs across ranks (beyond per-rank RNG states)"
 
 
-# Present state, known to differ across ranks at a task end (see the reason); remove an entry when fixed.
-KNOWN_RANK_DIVERGENT_STATE = {
-    "mir": "MIR keeps its replay cache (ranked with each rank's own gradient) across the task boundary, so the "
-           "checkpoint rank 0 writes holds rank 0's cache and a resumed rank 1 replays it",
-}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_RANK_DIVERGENT_STATE[n], strict=False))
-     if n in KNOWN_RANK_DIVERGENT_STATE else n for n in algorithm_names()],
-)
+@pytest.mark.parametrize("name", algorithm_names())
 def test_trainer_two_processes_keep_ranks_identical(name, make_config, synthetic_dataset, tmp_path):
     """The real trainer (DDP over gloo), 2 tasks x 3 steps: same parameters and state on both ranks."""
     ranks = launch("trainer", name, make_config, synthetic_dataset, tmp_path)
@@ -130,6 +119,8 @@ def test_replay_memory_is_shared_but_each_rank_draws_its_own(make_config, synthe
 
 
 def deepspeed_env() -> dict:
+    if "mir" not in algorithm_names():
+        pytest.skip("MIR is not registered")
     pytest.importorskip("deepspeed", reason="DeepSpeed is an optional extra: pip install -e '.[deepspeed]'")
     config = {"zero_optimization": {"stage": 2, "contiguous_gradients": True}}
     return {"MP_DS_CONFIG": json.dumps(config), "DS_ACCELERATOR": "cpu"}
@@ -145,11 +136,11 @@ def test_deepspeed_zero2_mir_two_processes(make_config, synthetic_dataset, tmp_p
         assert len(rank["grads_after_backward"]) == 2 * STEPS and set(rank["grads_after_backward"]) == {0}
         # (b) MIR's register_hook copies saw a non-zero gradient, and it was used for refreshes.
         assert rank["captured_grad_norms"] and all(n > 0 for n in rank["captured_grad_norms"])
-        mir = json.loads(rank["algo_state"])["mir"]
-        assert mir["last_refresh"] is not None and mir["cache"]
+        assert json.loads(rank["algo_state"])["mir"]["last_refresh"] is not None
+        assert max(rank["cache_sizes"]) == FAST_HPARAMS["mir_top_k"]  # a refresh filled the cache (emptied at task end)
         # The virtual step moved the parameters: with a zero gradient every Δ would be exactly 0.
         assert any(d != 0 for d in rank["last_refresh"]["delta"])
-        # Refreshed steps replayed from the cache once it existed.
+        # Task-1 steps after the refresh replayed from that cache.
         assert any(rank["replayed"][STEPS:])
     assert_params_identical(a, b)
 
@@ -170,7 +161,8 @@ def test_deepspeed_zero2_refuses_algorithms_that_read_param_grad():
         with pytest.raises(ConfigError, match=f'"{name}" reads param.grad.*stage to 0'):
             _check_algorithm(algo, zero2)
         _check_algorithm(algo, {"zero_optimization": {"stage": 0}})  # plain data parallel: param.grad is whole
-    _check_algorithm(get_algorithm_class("mir").from_config({}), zero2)  # MIR captures with register_hook
+    for name in sorted({"mir", "ewc", "er"} & set(algorithm_names())):  # no param.grad needed (MIR: register_hook)
+        _check_algorithm(get_algorithm_class(name).from_config({}), zero2)
 
 
 def test_deepspeed_flag_of_run_cl_train_on_a_cpu_machine_is_one_clear_error(synthetic_dataset, tmp_path):
