@@ -120,14 +120,16 @@ def train_stream_deepspeed(
     ds_config: Any = None,
     *,
     on_micro_step: Optional[Callable[[Any, dict], None]] = None,
+    after_task: Optional[Callable[[int], None]] = None,
 ) -> Any:
     """Train every task of `trainer.stream` with a DeepSpeed engine; returns the engine.
 
     `trainer` is a `ContinualVLATrainer` after `prepare_training(dry_run=True)` (model, stream and
     algorithm built, the model not yet wrapped). `on_micro_step(engine, info)` is called after each
     micro-batch's `engine.backward` (before `engine.step`), for logging or checks; `info` has
-    task, step, loss. Checkpoints are not written: the model is `engine.module`, whole on every
-    rank under ZeRO-2, so `trainer.unwrapped`-style saving works on rank 0.
+    task, step, loss. `after_task(position)` runs after each `on_task_end`, on every rank: pass
+    the trainer's checkpoint writer there (under ZeRO-2 `engine.module` holds the whole model on
+    every rank, so the trainer's full-model save on rank 0 works unchanged).
     """
     from AlphaBrain.training.continual_learning.algorithms import CLContext
     from AlphaBrain.training.continual_learning.train import seed_everything
@@ -177,4 +179,6 @@ def train_stream_deepspeed(
             scheduler.step()
             trainer.global_step += 1
         algo.on_task_end(ctx)
+        if after_task is not None:
+            after_task(position)
     return engine

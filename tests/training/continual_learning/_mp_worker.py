@@ -80,7 +80,9 @@ def main() -> None:
             grads = [p.grad for p in engine.module.parameters() if p.requires_grad]
             grads_after_backward.append(sum(g is not None for g in grads))
 
-        engine = train_stream_deepspeed(trainer, json.loads(os.environ["MP_DS_CONFIG"]), on_micro_step=check)
+        # The trainer's own checkpoint writer after each task, as the trainer would call it.
+        engine = train_stream_deepspeed(trainer, json.loads(os.environ["MP_DS_CONFIG"]), on_micro_step=check,
+                                        after_task=trainer._save_task_checkpoint)
         record["zero_stage"] = engine.zero_optimization_stage()
         record["grads_after_backward"] = grads_after_backward
         model = engine.module

@@ -143,6 +143,10 @@ def test_deepspeed_zero2_mir_two_processes(make_config, synthetic_dataset, tmp_p
         # Task-1 steps after the refresh replayed from that cache.
         assert any(rank["replayed"][STEPS:])
     assert_params_identical(a, b)
+    # The trainer's checkpoint writer, called after each task, saved rank 0's (= every rank's) final model.
+    saved = torch.load(tmp_path / "runs" / "mir" / "checkpoints" / f"task_1_id1_steps_{2 * STEPS}_pytorch_model.pt",
+                       weights_only=True)
+    assert all(torch.equal(saved[k], a["params"][k]) for k in a["params"])
 
 
 def assert_params_identical(a: dict, b: dict) -> None:
