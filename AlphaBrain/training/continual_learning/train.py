@@ -125,7 +125,9 @@ class ContinualVLATrainer:
             atomic_write_json(self.run_dir / "stream.json", self.stream.to_json())
             atomic_write_json(self.run_dir / POLICY_SPEC_FILE, policy_spec(self.stream))
             save_dataset_statistics(stats, self.run_dir / "dataset_statistics.json")
-        self.model = acc.prepare(self.model)
+        if not self._under_deepspeed:
+            # Under accelerate's DeepSpeed launch the engine is built in train() (deepspeed_direct), with its optimizer.
+            self.model = acc.prepare(self.model)
         self.metrics = MetricsLogger(
             self.run_dir, str(cfg.trainer.report_to), str(cfg.run_id), resolved_container(cfg)
         ) if acc.is_main_process else None
@@ -157,6 +159,10 @@ class ContinualVLATrainer:
         self.start_position = resume.position + 1
 
     @property
+    def _under_deepspeed(self) -> bool:
+        return str(self.accelerator.distributed_type.value) == "DEEPSPEED"
+
+    @property
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
@@ -183,8 +189,16 @@ class ContinualVLATrainer:
         if self.model is None:
             self.prepare_training()
         try:
-            for position in range(self.start_position, len(self.stream)):
-                self._train_task(position)
+            if self._under_deepspeed:
+                # accelerate cannot prepare a model alone and a new optimizer per task for DeepSpeed: one engine
+                # for the whole stream, same hook order (AlphaBrain/training/trainer_utils/deepspeed_direct.py).
+                from AlphaBrain.training.trainer_utils.deepspeed_direct import train_stream_deepspeed
+
+                plugin = self.accelerator.state.deepspeed_plugin
+                train_stream_deepspeed(self, plugin.deepspeed_config, after_task=self._save_task_checkpoint)
+            else:
+                for position in range(self.start_position, len(self.stream)):
+                    self._train_task(position)
         finally:
             if self.metrics is not None:
                 self.metrics.close()
