@@ -16,7 +16,7 @@ from AlphaBrain.training.continual_learning.algorithms.registry import (
 from AlphaBrain.training.continual_learning.algorithms.replay_buffer import ReplayBuffer
 from AlphaBrain.training.continual_learning.algorithms import sequential as _sequential  # noqa: F401  (registers)
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, MIR, Multitask, AGEM, DERPP
-from AlphaBrain.training.continual_learning.algorithms.regularization_based import LwF
+from AlphaBrain.training.continual_learning.algorithms.regularization_based import EWC, SI, LwF
 
 __all__ = [
     "HOOKS",
@@ -32,6 +32,8 @@ __all__ = [
     "ER",
     "MIR",
     "Multitask",
+    "EWC",
+    "SI",
     "AGEM",
     "DERPP",
     "LwF",
