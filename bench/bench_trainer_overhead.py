@@ -27,19 +27,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path  # noqa: E402
 from AlphaBrain.dataloader.synthetic import write_synthetic_dataset  # noqa: E402
+from AlphaBrain.training.continual_learning.algorithms import get_algorithm_class  # noqa: E402
 from AlphaBrain.training.continual_learning.train import ContinualVLATrainer, list_collate  # noqa: E402
 from AlphaBrain.training.trainer_utils.optim import build_optimizer  # noqa: E402
 
 
-def make_trainer(root: Path, data: Path, algo: str, steps: int, batch: int, buffer: int) -> ContinualVLATrainer:
+def bench_dataset(root: Path) -> Path:
+    """The 3-task synthetic stream the trainer benchmarks train on (64x64 images, 8 episodes of 40 frames per task)."""
+    return write_synthetic_dataset(root, num_tasks=3, episodes_per_task=8, episode_length=40, image_size=(64, 64), seed=0)
+
+
+def make_trainer(
+    root: Path, data: Path, algo: str, steps: int, batch: int, buffer: int | None = None, *,
+    overrides: tuple[str, ...] = (), run_id: str | None = None,
+) -> ContinualVLATrainer:
+    """A prepared trainer on the tiny model; `buffer` sets buffer_size_per_task where the algorithm has that key."""
+    has_buffer = buffer is not None and "buffer_size_per_task" in get_algorithm_class(algo).HYPERPARAMETERS
     cfg = load_run_config(
         [BASE_CONFIG, model_overlay_path("tiny")],
         [
-            f"run_root_dir={root}", f"run_id={algo}", f"continual_learning.task_sequence={data}",
+            f"run_root_dir={root}", f"run_id={run_id or algo}", f"continual_learning.task_sequence={data}",
             f"continual_learning.steps_per_task={steps}", f"datasets.vla_data.per_device_batch_size={batch}",
             "continual_learning.replay.enabled=false", f"continual_learning.algorithm.name={algo}",
-            *([f"continual_learning.algorithm.buffer_size_per_task={buffer}"] if algo == "er" else []),
+            *([f"continual_learning.algorithm.buffer_size_per_task={buffer}"] if has_buffer else []),
             "trainer.logging_frequency=1000",
+            *overrides,
         ],
     )
     trainer = ContinualVLATrainer(cfg)
@@ -95,8 +107,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = write_synthetic_dataset(tmp / "data", num_tasks=3, episodes_per_task=8, episode_length=40,
-                                       image_size=(64, 64), seed=0)
+        data = bench_dataset(tmp / "data")
         trainers = {a: make_trainer(tmp / "runs", data, a, args.steps, args.batch, args.buffer) for a in ("sequential", "er")}
         # Fill ER's memory with task 0, as it would be when task 1 starts.
         er = trainers["er"]
