@@ -83,7 +83,7 @@ BAD_INPUTS = {
     "unknown yaml key": (lambda ds, tmp: (["--dataset", str(ds)], ["continual_learning.steps_per_tsk=3"]),
                          r"Unknown config key.*steps_per_tsk.*steps_per_task"),
     "unknown model": (lambda ds, tmp: (["--model", "tinyy", "--dataset", str(ds)], []), r"unknown --model 'tinyy'.*tiny"),
-    "unknown algo": (lambda ds, tmp: (["--algo", "erx", "--dataset", str(ds)], []), r"Unknown CL algorithm.*erx.*er, sequential"),
+    "unknown algo": (lambda ds, tmp: (["--algo", "erx", "--dataset", str(ds)], []), r"Unknown CL algorithm.*erx.*Did you mean \"er\".*mir.*sequential"),
     "unknown dataset": (lambda ds, tmp: (["--dataset", "libero_gaol"], []), r"Unknown task sequence.*libero_goal"),
     "missing dataset dir": (lambda ds, tmp: (["--dataset", str(tmp / "nope")], []), r"nope.*(does not exist|not found)"),
     "no meta/info.json": (lambda ds, tmp: (["--dataset", str((tmp / "empty" / "sub").mkdir(parents=True) or tmp / "empty")], []),
