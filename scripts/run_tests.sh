@@ -5,4 +5,6 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 bash scripts/setup_env.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
+# Lint first (seconds): an unused import or an undefined name fails here with its file and line.
+.venv/bin/ruff check AlphaBrain tests bench scripts
 exec .venv/bin/python -m pytest -q "$@"
