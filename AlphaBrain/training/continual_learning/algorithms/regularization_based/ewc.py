@@ -106,7 +106,7 @@ def empirical_fisher(
 class EWC(CLAlgorithm):
     name = "ewc"
     HYPERPARAMETERS = {
-        "ewc_lambda": 1000.0,
+        "ewc_lambda": 10000.0,
         "ewc_gamma": 1.0,
         "online": True,
         "fisher_num_samples": 256,
@@ -116,7 +116,7 @@ class EWC(CLAlgorithm):
 
     def __init__(
         self,
-        ewc_lambda: float = 1000.0,
+        ewc_lambda: float = 10000.0,
         ewc_gamma: float = 1.0,
         online: bool = True,
         fisher_num_samples: int = 256,

@@ -47,9 +47,9 @@ from AlphaBrain.utils.errors import ConfigError
 @register_algorithm("si", aliases=("synaptic_intelligence",))
 class SI(CLAlgorithm):
     name = "si"
-    HYPERPARAMETERS = {"si_c": 1.0, "si_xi": 1e-3}
+    HYPERPARAMETERS = {"si_c": 3.0, "si_xi": 1e-3}
 
-    def __init__(self, si_c: float = 1.0, si_xi: float = 1e-3):
+    def __init__(self, si_c: float = 3.0, si_xi: float = 1e-3):
         self.hparams = {
             "si_c": check_float("si_c", si_c, 0.0, hint=" It scales the penalty c·Σ Ω (θ − θ*)²; 0 turns SI off."),
             "si_xi": check_float("si_xi", si_xi, 0.0, strict=True,
