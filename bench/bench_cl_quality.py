@@ -115,7 +115,7 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path) -> dict:
 
 def cell(agg: dict, key: str) -> str:
     a = agg[key]
-    fmt = format_percent if key == "asr" else format_pp
+    fmt = format_percent if key in ("asr", "diagonal_mean") else format_pp
     if a["mean"] is None:
         return "—"
     return fmt(a["mean"]) + ("" if a["std"] is None else f" ± {format_pp(a['std'])[:-3]}")
@@ -132,7 +132,8 @@ def summarize(args, records: dict[str, list[dict]]) -> str:
         lines.append(f"| {method} | {cell(agg, 'asr')} | {cell(agg, 'bwt')} | {cell(agg, 'forgetting')} | "
                      f"{cell(agg, 'diagonal_mean')} | {train:.0f} | {evaluate:.0f} |")
     lines.append("")
-    lines.append("mean ± sample std over seeds; ASR in %, BWT / F / std in percentage points.")
+    lines.append("mean ± sample std over seeds; ASR and diag (success right after training each task) in %, "
+                 "BWT / F / std in percentage points.")
     return "\n".join(lines)
 
 
