@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="rollout worker processes (default 2)")
     p.add_argument("--out", default=None, help="summary folder (default results/bench_quality/<suite>_<steps>steps)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
+    p.add_argument("--summary-only", action="store_true",
+                   help="run nothing: print the table from the finished runs (others are listed as missing)")
     args = p.parse_args(argv)
     known = algorithm_names()
     if args.methods == ["all"]:
@@ -113,6 +115,20 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path) -> dict:
     return record
 
 
+def finished_records(args, out: Path) -> dict[str, list[dict]]:
+    """Records of the finished (method, seed) runs; the missing ones are named on stderr."""
+    records = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            path = out / "runs" / f"bench_{args.suite}_{args.steps}_{method}_s{seed}.json"
+            record = json.loads(path.read_text()) if path.exists() else {}
+            if "metrics" in record:
+                records.setdefault(method, []).append(record)
+            else:
+                print(f"missing: {method} seed {seed} (not finished)", file=sys.stderr)
+    return records
+
+
 def cell(agg: dict, key: str) -> str:
     a = agg[key]
     fmt = format_percent if key in ("asr", "diagonal_mean") else format_pp
@@ -124,12 +140,12 @@ def cell(agg: dict, key: str) -> str:
 def summarize(args, records: dict[str, list[dict]]) -> str:
     lines = [f"Suite {args.suite}, {args.steps} steps/task, batch {args.batch}, {args.trials} trials per cell, "
              f"seeds {' '.join(map(str, args.seeds))}; memory {SHARED_MEMORY} where a method has it.", "",
-             "| method | ASR | BWT | F | diag | train s/run | eval s/run |", "|---|---|---|---|---|---|---|"]
+             "| method | seeds | ASR | BWT | F | diag | train s/run | eval s/run |", "|---|---|---|---|---|---|---|---|"]
     for method, runs in records.items():
         agg = aggregate_runs([r["metrics"] for r in runs])
         train = sum(r["seconds"]["train"] for r in runs) / len(runs)
         evaluate = sum(r["seconds"]["eval"] for r in runs) / len(runs)
-        lines.append(f"| {method} | {cell(agg, 'asr')} | {cell(agg, 'bwt')} | {cell(agg, 'forgetting')} | "
+        lines.append(f"| {method} | {len(runs)} | {cell(agg, 'asr')} | {cell(agg, 'bwt')} | {cell(agg, 'forgetting')} | "
                      f"{cell(agg, 'diagonal_mean')} | {train:.0f} | {evaluate:.0f} |")
     lines.append("")
     lines.append("mean ± sample std over seeds; ASR and diag (success right after training each task) in %, "
@@ -150,7 +166,10 @@ def main(argv=None) -> int:
         run_phase([sys.executable, "-m", "AlphaBrain.benchmarks.metaworld.generate", "--stream", args.suite],
                   out / "demos.log", args.dry_run)
         print(f"  demos: {time.perf_counter() - start:.0f} s (cached after the first run)")
-    records = {m: [run_one(args, m, s, dataset, out) for s in args.seeds] for m in args.methods}
+    if args.summary_only:
+        records = finished_records(args, out)
+    else:
+        records = {m: [run_one(args, m, s, dataset, out) for s in args.seeds] for m in args.methods}
     if args.dry_run:
         return 0
     table = summarize(args, records)
