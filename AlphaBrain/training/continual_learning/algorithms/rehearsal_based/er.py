@@ -13,11 +13,8 @@ current task.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from AlphaBrain.training.continual_learning.algorithms.base import CLAlgorithm, CLContext
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
-from AlphaBrain.training.continual_learning.algorithms.replay_buffer import ReplayBuffer
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
 from AlphaBrain.utils.errors import ConfigError
 
 
@@ -29,7 +26,7 @@ def num_replay_samples(batch_size: int, ratio: float) -> int:
 
 
 @register_algorithm("er", aliases=("experience_replay",))
-class ER(CLAlgorithm):
+class ER(TaskEndMemory):
     name = "er"
     HYPERPARAMETERS = {
         "buffer_size_per_task": 500,
@@ -42,6 +39,7 @@ class ER(CLAlgorithm):
             raise ConfigError(
                 f"continual_learning buffer_size_per_task must be a positive integer, got {buffer_size_per_task!r}."
             )
+        super().__init__(buffer_size_per_task)
         if isinstance(replay_batch_ratio, bool) or not isinstance(replay_batch_ratio, (int, float)) \
                 or not 0.0 < float(replay_batch_ratio) < 1.0:
             raise ConfigError(
@@ -50,24 +48,9 @@ class ER(CLAlgorithm):
             )
         if not isinstance(balanced_sampling, bool):
             raise ConfigError(f"continual_learning balanced_sampling must be true or false, got {balanced_sampling!r}.")
-        self.hparams = {
-            "buffer_size_per_task": buffer_size_per_task,
-            "replay_batch_ratio": float(replay_batch_ratio),
-            "balanced_sampling": balanced_sampling,
-        }
+        self.hparams.update(replay_batch_ratio=float(replay_batch_ratio), balanced_sampling=balanced_sampling)
         self.replay_batch_ratio = float(replay_batch_ratio)
         self.balanced_sampling = balanced_sampling
-        self.buffer = ReplayBuffer(buffer_size_per_task=buffer_size_per_task)
-
-    def bind_runtime(self, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        super().bind_runtime(seed=seed, rank=rank, world_size=world_size)
-        self.buffer.seed = int(seed)
-
-    def on_task_start(self, ctx: CLContext) -> None:
-        # After a resume the references come from _cl_state.json; they are decoded
-        # from the same base dataset every task dataset filters.
-        self.buffer.attach_source(ctx.task_dataset)
-        self.buffer.reseed_sampling(ctx.task_id, self.rank)
 
     def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
         if self.buffer.is_empty():
@@ -77,15 +60,3 @@ class ER(CLAlgorithm):
             return batch
         draw = self.buffer.sample_balanced if self.balanced_sampling else self.buffer.sample
         return batch[: len(batch) - n] + draw(n)
-
-    def on_task_end(self, ctx: CLContext) -> None:
-        self.buffer.populate_from_dataset(ctx.task_id, ctx.task_dataset)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "hparams": dict(self.hparams), "buffer": self.buffer.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        # Stored references come back exactly; the configured size still governs future tasks.
-        self.buffer.load_state_dict(state.get("buffer", {}))
-        self.buffer.buffer_size_per_task = int(self.hparams["buffer_size_per_task"])

@@ -1,4 +1,4 @@
-"""The memory lifecycle A-GEM and DER++ share: ER's per-task reservoir of references, filled at each task end.
+"""The memory lifecycle ER, MIR, A-GEM and DER++ share: ER's per-task reservoir of references, filled at each task end.
 
 Population is ER's (`ReplayBuffer.populate_from_dataset`: the whole task
 dataset, RNG (seed, task)), so every rank stores the same references. What
