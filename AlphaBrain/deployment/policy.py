@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from AlphaBrain.utils.atomic_io import atomic_path
 from AlphaBrain.utils.errors import UserError, did_you_mean
 
 __all__ = [
@@ -83,7 +84,7 @@ def _check_run_dir(run_dir: Path) -> None:
         raise UserError(statistics_missing_message(run_dir))
 
 
-def _strip_suffix(name: str) -> str:
+def strip_checkpoint_suffix(name: str) -> str:
     for suffix in _CKPT_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
@@ -91,24 +92,26 @@ def _strip_suffix(name: str) -> str:
 
 
 def _weights_for_prefix(ckpt_dir: Path, prefix: str) -> Path | None:
-    """The full-parameter weights of a checkpoint prefix: the trainer's file, or a merged LoRA one."""
-    for suffix in ("_pytorch_model.pt", "_merged.pt"):
-        path = ckpt_dir / f"{prefix}{suffix}"
-        if path.is_file():
-            return path
-    return None
+    """The weights of a checkpoint prefix: the full state dict, a merged LoRA file that is newer than its
+    adapter, or else the LoRA adapter dir itself (merged in memory when loaded)."""
+    full = ckpt_dir / f"{prefix}_pytorch_model.pt"
+    if full.is_file():
+        return full
+    adapter = ckpt_dir / f"{prefix}_lora_adapter"
+    merged = ckpt_dir / f"{prefix}_merged.pt"
+    if merged.is_file():
+        stale = adapter.is_dir() and merged.stat().st_mtime < _newest_mtime(adapter)
+        if not stale:
+            return merged
+    return adapter if adapter.is_dir() else None
 
 
-def _lora_only(path: Path) -> UserError:
-    return UserError(
-        f"{path} is a LoRA checkpoint (adapter + action model), which cannot be served directly. Merge it into a "
-        "full checkpoint first with merge_lora_checkpoint (AlphaBrain.training.trainer_utils.peft); the merged "
-        f"<prefix>_merged.pt next to it is then picked up by the same checkpoint name."
-    )
+def _newest_mtime(folder: Path) -> float:
+    return max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
 
 
 def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -> Path:
-    """The weights file (`*_pytorch_model.pt` or `*_merged.pt`) that `name_or_path` designates.
+    """The weights (`*_pytorch_model.pt`, `*_merged.pt` or a `*_lora_adapter/` dir) that `name_or_path` designates.
 
     Accepted: "last"/"latest" (the final complete task checkpoint); a checkpoint
     prefix such as "task_2_id2_steps_300" (any of its file names works too);
@@ -131,10 +134,7 @@ def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -
             text = candidate.name  # e.g. a checkpoint's _cl_state.json: resolved by its prefix below
             break
         if candidate.is_dir() and candidate.name.endswith("_lora_adapter"):
-            merged = _weights_for_prefix(candidate.parent, _strip_suffix(candidate.name))
-            if merged is None:
-                raise _lora_only(candidate)
-            return merged.resolve()
+            return candidate.resolve()
 
     if text.lower() in _LAST:
         if not complete:
@@ -142,7 +142,7 @@ def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -
         chosen = complete[-1]
         weights = _weights_for_prefix(ckpt_dir, chosen.prefix.name)
         if weights is None:
-            raise _lora_only(Path(f"{chosen.prefix}_lora_adapter"))
+            raise UserError(f"Checkpoint {chosen.prefix.name} in {ckpt_dir} has no weights file.")
         return weights.resolve()
 
     position = _POSITION_RE.match(text)
@@ -155,7 +155,7 @@ def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -
             )
         text = matches[0].prefix.name
 
-    prefix = _strip_suffix(Path(text).name)
+    prefix = strip_checkpoint_suffix(Path(text).name)
     weights = _weights_for_prefix(ckpt_dir, prefix)
     if weights is not None:
         complete_marker = ckpt_dir / f"{prefix}_cl_state.json"
@@ -165,8 +165,6 @@ def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -
                 f"interrupted). Complete checkpoints: {', '.join(names) or 'none'}."
             )
         return weights.resolve()
-    if (ckpt_dir / f"{prefix}_lora_adapter").is_dir():
-        raise _lora_only(ckpt_dir / f"{prefix}_lora_adapter")
     raise UserError(
         f'Unknown checkpoint "{text}" for run {run_dir}.{did_you_mean(prefix, names)} '
         f"Available: {', '.join(names) or 'none'} (or \"last\", \"task_<k>\", or a path to a .pt file)."
@@ -237,10 +235,38 @@ def _torch_device(device: str) -> Any:
     return dev
 
 
+def _load_full_state(model: Any, weights: Path, run_dir: Path) -> None:
+    import torch
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, foreign or pickled-object file
+        raise UserError(f"Cannot load checkpoint {weights}: {exc}") from None
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise UserError(
+            f"{weights.name} does not fit the {type(model).__name__} model that {run_dir / 'config.yaml'} builds "
+            f"({first}); was it written by a run of another architecture or config?"
+        ) from None
+
+
 def load_run_model(
-    run_dir: str | Path, checkpoint: str | Path = "last", device: str = "cpu", embodiment: str | None = None
+    run_dir: str | Path,
+    checkpoint: str | Path = "last",
+    device: str = "cpu",
+    embodiment: str | None = None,
+    cache_merged: bool = False,
 ) -> LoadedPolicy:
     """Build the run's model from its config.yaml, load one checkpoint and the run's statistics.
+
+    A LoRA checkpoint is merged into the base model in memory; with
+    `cache_merged` the merged weights are also written next to it as
+    `<prefix>_merged.pt` (several GB for the large models), which later loads
+    pick up instead of merging again.
 
     Cheap checks (run dir, statistics file, checkpoint name) come before the
     dataset and the model are loaded, so a typo fails in milliseconds.
@@ -266,20 +292,16 @@ def load_run_model(
     data_spec = spec["data_spec"]
 
     model = build_framework(cfg, data_spec)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, foreign or pickled-object file
-        raise UserError(f"Cannot load checkpoint {weights}: {exc}") from None
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise UserError(
-            f"{weights.name} does not fit the model that {run_dir / 'config.yaml'} builds ({first}); "
-            "was it written by another run?"
-        ) from None
+    if weights.is_dir():  # a LoRA adapter: merged into the freshly built base in memory
+        from AlphaBrain.training.trainer_utils.peft import load_and_merge
+
+        load_and_merge(model, weights)
+        if cache_merged:
+            merged = weights.parent / (weights.name[: -len("_lora_adapter")] + "_merged.pt")
+            with atomic_path(merged) as tmp:
+                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    else:
+        _load_full_state(model, weights, run_dir)
     model.to(dev).eval()
     return LoadedPolicy(
         model=model,
@@ -358,7 +380,7 @@ class InferencePolicy:
             loaded.model,
             loaded.normalizer,
             run_id=loaded.run_id,
-            checkpoint=_strip_suffix(loaded.checkpoint.name),
+            checkpoint=strip_checkpoint_suffix(loaded.checkpoint.name),
             camera_keys=loaded.camera_keys,
             embodiment=loaded.embodiment,
         )
@@ -465,7 +487,9 @@ class InferencePolicy:
 
 def load_policy(
     run_dir: str | Path, checkpoint_name_or_path: str | Path = "last", device: str = "cpu",
-    embodiment: str | None = None,
+    embodiment: str | None = None, cache_merged: bool = False,
 ) -> InferencePolicy:
     """Load one checkpoint of a run as an InferencePolicy (see `resolve_checkpoint` for the names)."""
-    return InferencePolicy.from_loaded(load_run_model(run_dir, checkpoint_name_or_path, device, embodiment))
+    return InferencePolicy.from_loaded(
+        load_run_model(run_dir, checkpoint_name_or_path, device, embodiment, cache_merged=cache_merged)
+    )

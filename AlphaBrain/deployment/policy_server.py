@@ -361,7 +361,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                              "dataset_statistics.json, checkpoints/)")
     parser.add_argument("--checkpoint", default="last", metavar="NAME|PATH",
                         help='"last" (default), a checkpoint name such as task_2_id2_steps_3000, "task_<k>" '
-                             "(stream position k), or a path to a *_pytorch_model.pt / *_merged.pt file")
+                             "(stream position k), or a path to a *_pytorch_model.pt / *_merged.pt file or *_lora_adapter dir")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                              "server to the network, without authentication)")
@@ -370,6 +370,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for the model: cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--embodiment", default=None,
                         help="statistics entry to use when the run mixes embodiments (default: the run's only one)")
+    parser.add_argument("--cache-merged", action="store_true",
+                        help="LoRA checkpoints: also write the merged weights to <prefix>_merged.pt (reused by later "
+                             "loads); by default the adapter is merged in memory only")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
                         help="torch intra-op threads (default: torch's choice; set 1-2 when running several servers)")
     return parser
@@ -393,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         from AlphaBrain.deployment.policy import load_policy
 
         start = time.perf_counter()
-        policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment)
+        policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment,
+                             cache_merged=args.cache_merged)
         meta = policy.metadata
         logger.info(
             "loaded run %s checkpoint %s in %.1f s: %d camera(s) %s, state_dim %d, action chunk %dx%d, device %s",

@@ -109,7 +109,7 @@ def _worker_pool(workers: int, initargs: tuple):
 
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
-                 replan_every: int = 4) -> dict:
+                 replan_every: int = 4, cache_merged: bool = False) -> dict:
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.evaluation.matrix import metrics_json, write_matrix
     from AlphaBrain.evaluation.plots import plot_matrix_heatmap
@@ -130,6 +130,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     rows = []
     with _worker_pool(workers, (str(run_dir), suite_name, mode, port_base, replan_every)) as pool:
         for checkpoint in checkpoints:
+            if cache_merged:
+                cache_merged_weights(run_dir, checkpoint)
             rows.append(_evaluate_checkpoint(pool, run_dir, suite, checkpoint, trials, out_dir / checkpoint,
                                              workers, mode, port_base))
     success = [[row.get(t.name, {}).get("success_rate") for t in suite.tasks] for row in rows]
@@ -146,6 +148,14 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     atomic_write_json(out_dir / "metrics.json", metrics)
     plot_matrix_heatmap(loaded, out_dir / "matrix.png", title=f"{run_dir.name} on {suite_name}")
     return {"matrix": matrix, "metrics": metrics}
+
+
+def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
+    """Merge a LoRA checkpoint once into `<prefix>_merged.pt` before the workers load it (they then read that file)."""
+    from AlphaBrain.deployment.policy import load_run_model, resolve_checkpoint
+
+    if resolve_checkpoint(run_dir, checkpoint).is_dir():
+        load_run_model(run_dir, checkpoint, cache_merged=True)
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
@@ -221,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-base", default=None, help="results root (default results/eval_cl/<run_id>)")
     p.add_argument("--server", action="store_true", help="talk to the policy through one policy server per worker")
     p.add_argument("--port-base", type=int, default=5694, help="first policy-server port; worker i uses +i")
+    p.add_argument("--cache-merged", action="store_true",
+                   help="LoRA runs: write each merged checkpoint to <prefix>_merged.pt once and reuse it "
+                        "(default: merge in memory in every worker, nothing written)")
     p.add_argument("--replan-every", type=int, default=4, help="actions executed from each predicted chunk")
     return p
 
@@ -238,7 +251,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
         result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                               mode="server" if args.server else "inprocess", port_base=args.port_base,
-                              replan_every=args.replan_every)
+                              replan_every=args.replan_every, cache_merged=args.cache_merged)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -51,6 +51,8 @@ def _task_error(model, task, frames: np.ndarray, batch: int) -> float:
 
 
 def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int = 64, seed: int = 0) -> dict:
+    from AlphaBrain.deployment.policy import load_run_model
+
     run_dir = Path(run_dir)
     stream, ckpts, model, ckpt_io = _load_run(run_dir)
     rng = np.random.default_rng(seed)
@@ -59,7 +61,10 @@ def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int =
     model.eval()
     with torch.no_grad():
         for ckpt in ckpts:
-            model.load_state_dict(ckpt_io.load_model_state(ckpt))
+            if ckpt.is_lora:  # adapters merge into a fresh base model, so rebuild per checkpoint
+                model = load_run_model(run_dir, ckpt.prefix.name).model
+            else:
+                model.load_state_dict(ckpt_io.load_model_state(ckpt))
             matrix.append([_task_error(model, task, idx, batch) for task, idx in zip(stream.tasks, subsets)])
     return {
         "run_dir": str(run_dir),

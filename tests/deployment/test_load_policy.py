@@ -174,7 +174,7 @@ def test_foreign_weights_are_a_user_error(trained_run, tmp_path):
 
     bad = tmp_path / "other_pytorch_model.pt"
     torch.save({"not.a.layer": torch.zeros(1)}, bad)
-    with pytest.raises(UserError, match="does not fit the model"):
+    with pytest.raises(UserError, match="does not fit the TinyVLA model.*another architecture"):
         load_policy(trained_run, str(bad))
 
 

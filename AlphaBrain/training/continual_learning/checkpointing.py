@@ -44,6 +44,11 @@ class TaskCheckpoint:
     def model_file(self) -> Path:
         return Path(f"{self.prefix}{FULL_SUFFIX}")
 
+    @property
+    def is_lora(self) -> bool:
+        """A LoRA checkpoint (adapter dir + action model) rather than a full state dict."""
+        return bool(self.state.get("lora")) or Path(f"{self.prefix}{LORA_DIR_SUFFIX}").is_dir()
+
 
 def save_full_checkpoint(
     ckpt_dir: Path, prefix: str, model_state: dict, cl_state: dict, cl_tensors: Optional[dict] = None

@@ -145,6 +145,25 @@ class ContinualVLATrainer:
             )
 
     def _restore(self, resume: ckpt_io.TaskCheckpoint) -> None:
+        if resume.is_lora != bool(self.cfg.lora.enabled):
+            kind = "LoRA" if resume.is_lora else "full-parameter"
+            raise UserError(
+                f"Cannot resume from {resume.prefix.name}: it is a {kind} checkpoint but this config has "
+                f"lora.enabled={bool(self.cfg.lora.enabled)}. Resume with the run's own settings (see "
+                f"{self.run_dir / 'config.yaml'}) or use a new --run-id."
+            )
+        if resume.is_lora:
+            from AlphaBrain.training.trainer_utils.peft import restore_lora_checkpoint
+
+            restore_lora_checkpoint(self.model, resume.prefix)
+        else:
+            self._restore_full(resume)
+        self.algorithm.load_state_dict(resume.state["algorithm"])
+        self.algorithm.load_tensor_state_dict(ckpt_io.load_cl_tensors(resume))
+        self.global_step = int(resume.state["global_step"])
+        self.start_position = resume.position + 1
+
+    def _restore_full(self, resume: ckpt_io.TaskCheckpoint) -> None:
         try:
             self.model.load_state_dict(ckpt_io.load_model_state(resume))
         except RuntimeError as exc:  # shape / key mismatch: the config changed since the checkpoint
@@ -153,10 +172,6 @@ class ContinualVLATrainer:
                 f"Cannot resume from {resume.model_file.name}: its weights do not fit the model this config builds "
                 f"({first}). Resume with the run's own settings (see {self.run_dir / 'config.yaml'}) or use a new --run-id."
             ) from None
-        self.algorithm.load_state_dict(resume.state["algorithm"])
-        self.algorithm.load_tensor_state_dict(ckpt_io.load_cl_tensors(resume))
-        self.global_step = int(resume.state["global_step"])
-        self.start_position = resume.position + 1
 
     @property
     def _under_deepspeed(self) -> bool:
@@ -309,6 +324,7 @@ class ContinualVLATrainer:
                 "task_name": task.name,
                 "global_step": self.global_step,
                 "num_tasks": len(self.stream),
+                "framework": type(self.unwrapped).__name__,
                 "algorithm": self.algorithm.state_dict(),
             }
             if bool(self.cfg.lora.enabled):

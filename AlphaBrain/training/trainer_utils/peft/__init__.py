@@ -1,24 +1,33 @@
-"""LoRA helpers: apply_lora, save_lora_checkpoint, load_and_merge.
+"""LoRA helpers: inject adapters into a framework's VLM, save/restore LoRA task checkpoints, merge them.
 
-LoRA adapts the VLM backbone of the large architectures (QwenGR00T, NeuroVLA,
-LlamaOFT, PaliGemmaOFT). Until those land, the small CPU model has no backbone
-to adapt, so asking for LoRA is a clear configuration error, not a silent
-full-parameter run.
+    apply_lora(model, cfg.lora)                   inject LoRA into model.lora_target; the head stays trainable
+    save_lora_checkpoint(model, dir, prefix, ...) <prefix>_lora_adapter/ + <prefix>_action_model.pt + _cl_state.json
+    restore_lora_checkpoint(model, prefix)        resume a LoRA run (model already injected)
+    load_and_merge(model, adapter_dir)            base model + adapter -> plain full model, in memory
+    python -m AlphaBrain.training.trainer_utils.peft.merge_lora_checkpoint --run-dir ...   merged files on disk
 """
 
-from __future__ import annotations
+from AlphaBrain.training.trainer_utils.peft.checkpoint import (
+    ACTION_MODEL_SUFFIX,
+    ADAPTER_DIR_SUFFIX,
+    BASE_WEIGHTS_FILE,
+    MERGED_SUFFIX,
+    load_and_merge,
+    restore_lora_checkpoint,
+    save_lora_checkpoint,
+)
+from AlphaBrain.training.trainer_utils.peft.lora import LoraSettings, apply_lora, is_lora_model, merge_lora
 
-from typing import Any
-
-from AlphaBrain.utils.errors import ConfigError
-
-
-def apply_lora(model: Any, lora_cfg: Any) -> Any:
-    raise ConfigError(
-        f"lora.enabled=true is not available for {type(model).__name__}: it has no VLM backbone to adapt. "
-        "Set lora.enabled=false (pass -- lora.enabled=false) to train all parameters."
-    )
-
-
-def save_lora_checkpoint(*args: Any, **kwargs: Any) -> None:
-    raise ConfigError("LoRA checkpoints need a LoRA-enabled model (see apply_lora).")
+__all__ = [
+    "ACTION_MODEL_SUFFIX",
+    "ADAPTER_DIR_SUFFIX",
+    "BASE_WEIGHTS_FILE",
+    "MERGED_SUFFIX",
+    "LoraSettings",
+    "apply_lora",
+    "is_lora_model",
+    "load_and_merge",
+    "merge_lora",
+    "restore_lora_checkpoint",
+    "save_lora_checkpoint",
+]
