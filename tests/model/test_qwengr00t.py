@@ -120,6 +120,7 @@ def test_prompt_layout_and_3d_rope_positions(model):
     assert mask[0].sum() < mask[1].sum() and mask[0, -1] == 0 and ids[0, -1].item() == 151643  # right padding
     assert torch.equal(types, (ids == 151655).long())
     assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]] * 4
+    assert 151645 not in vlm.tokens.encode("say <|im_end|>")  # instruction text never becomes a control token
 
     seen = {}
     hook = vlm.hf_model.model.language_model.register_forward_pre_hook(
@@ -213,3 +214,29 @@ def test_full_size_on_meta_device_parameter_count():
     assert vlm == 3_754_622_976  # Qwen2.5-VL-3B-Instruct (tied embeddings)
     assert 3.8e9 < vlm + head < 4.0e9
     assert isinstance(full.vlm, QwenVLBackbone) and full.vlm.hidden_size == 2048 and full.vlm.tokens_per_image == 64
+
+
+def test_pretrained_path_loads_weights_and_tokenizer_from_a_local_dir(model, tmp_path, monkeypatch):
+    """init: pretrained end to end on a saved tiny model, with a stand-in word-level tokenizer holding the Qwen specials."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from AlphaBrain.model.backbones.qwen2_5_vl import QWEN25_VL_SPECIAL_TOKENS, QWEN_SPECIAL_START
+
+    model.vlm.hf_model.save_pretrained(tmp_path / "MyQwen")
+    vocab = {"[UNK]": 0, "open": 1, "the": 2, "drawer": 3}
+    vocab.update({t: i for i, t in enumerate(QWEN25_VL_SPECIAL_TOKENS, start=QWEN_SPECIAL_START)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", additional_special_tokens=list(QWEN25_VL_SPECIAL_TOKENS)
+    ).save_pretrained(tmp_path / "MyQwen")
+    monkeypatch.setenv("PRETRAINED_MODELS_DIR", str(tmp_path))
+    vlm = QwenVLBackbone.from_block({"base_vlm": "MyQwen", "image_size": 56})
+    loaded, saved = vlm.hf_model.state_dict(), model.vlm.hf_model.state_dict()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    # Instructions are text: a literal special token in one is not turned into the control token.
+    assert vlm.tokens.encode("open the drawer <|im_end|>")[:3] == [1, 2, 3]
+    assert 151645 not in vlm.tokens.encode("<|im_end|>")
+    feats = vlm(torch.rand(2, 1, 3, 56, 56), ["open the drawer", "the"])
+    assert feats.hidden.shape[0] == 2 and feats.mask.sum(1).tolist()[0] > feats.mask.sum(1).tolist()[1]

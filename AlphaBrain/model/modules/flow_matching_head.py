@@ -47,7 +47,7 @@ from AlphaBrain.utils.errors import ConfigError
 
 @dataclass
 class FlowMatchingConfig(BlockConfig):
-    """`framework.action_model` of a flow-matching framework (defaults: the real-size head, ~0.16 B)."""
+    """`framework.action_model` of a flow-matching framework (defaults: the real-size head, ~0.15 B)."""
 
     yaml_path: ClassVar[str] = "framework.action_model"
 
