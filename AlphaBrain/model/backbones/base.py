@@ -113,6 +113,19 @@ def pretrained_dir(base_vlm: str, yaml_key: str) -> Path:
     return path
 
 
+def enable_activation_checkpointing(hf_model: nn.Module) -> None:
+    """Recompute the model's activations in backward (training mode only; evaluation is unaffected).
+
+    transformers 5 renamed gradient_checkpointing_enable to activation_checkpointing_enable
+    (the old name warns); both take the non-reentrant variant, which works with frozen inputs (LoRA).
+    """
+    enable = getattr(hf_model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:  # transformers 4.x
+        hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 class VLMBackbone(nn.Module, abc.ABC):
     """A Hugging Face VLM that turns (images, instructions) into last hidden states.
 
@@ -138,7 +151,12 @@ class VLMBackbone(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(self, images: torch.Tensor, lang: list[str]) -> VLMFeatures:
-        """images [B, cams, 3, H, W] in [0, 1] on the backbone's device, one instruction per sample."""
+        """images [B, cams, 3, H, W] in [0, 1] on the backbone's device, one instruction per sample.
+
+        Backbones used by the OFT heads (Mllama, PaliGemma) also take `query_embeds`
+        [B, Q, D]: learned action queries appended after the prompt, whose hidden
+        states are the last Q positions of `hidden`.
+        """
 
     def identity(self) -> dict[str, Any]:
         """What a LoRA adapter was trained on: the class and the architecture config (not the weights).

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from AlphaBrain.model.backbones.base import VLMConfig, pretrained_dir
+from AlphaBrain.model.backbones.base import VLMConfig, enable_activation_checkpointing, pretrained_dir
 from AlphaBrain.utils.errors import UserError
 
 
@@ -136,8 +136,7 @@ def build_hf_model(model_cls: type, cfg: VLMConfig, random_config: object) -> tu
     else:
         model = model_cls._from_config(random_config, attn_implementation=cfg.attn_implementation, dtype=cfg.torch_dtype)
     if cfg.gradient_checkpointing:
-        # Non-reentrant: with LoRA the frozen inputs carry no grad, which the reentrant variant would drop.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     freeze_unused_lm_head(model)
     return model, path
 

@@ -41,7 +41,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from AlphaBrain.model.backbones.base import VLMBackbone, VLMConfig, VLMFeatures, pretrained_dir
+from AlphaBrain.model.backbones.base import (
+    VLMBackbone,
+    VLMConfig,
+    VLMFeatures,
+    enable_activation_checkpointing,
+    pretrained_dir,
+)
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 # ---- published facts -----------------------------------------------------------------------------
@@ -264,8 +270,7 @@ class QwenVLBackbone(VLMBackbone):
         if lm_head is not self.hf_model.get_input_embeddings().weight:
             lm_head.requires_grad_(False)
         if config.gradient_checkpointing:
-            # HF only checkpoints in training mode; evaluation is unaffected.
-            self.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(self.hf_model)
         self._text_cache: dict[str, list[int]] = {}
         self._build_prompt_pieces()
 
