@@ -18,7 +18,10 @@ Train one VLA backbone sequentially over a task stream (checkpoints per task in
 results/Checkpoints/<run_id>/checkpoints/).
 
   --model MODEL    VLA backbone: one YAML per model in configs/continual_learning/models/
-                   (tiny = small CPU model; qwengr00t | neurovla | llamaoft | paligemma). Default: qwengr00t
+                   qwengr00t | neurovla | llamaoft | paligemma (pretrained weights from
+                   $PRETRAINED_MODELS_DIR, LoRA on; -- --lora.enabled=false trains all parameters),
+                   <model>_tiny (the same architecture, tiny and randomly initialized: CPU tests),
+                   tiny (a 1 M-parameter CNN policy that trains on a laptop CPU). Default: qwengr00t
   --algo ALGO      CL algorithm: er | mir | agem | derpp | ewc | si | lwf | multitask (joint upper bound)
                    | none (sequential fine-tuning). mir uses the refresh-50 recipe. Default: er
   --dataset DS     Task stream: libero_goal | libero_spatial | libero_object | libero_10 | libero_long,
