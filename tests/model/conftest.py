@@ -31,3 +31,15 @@ def spec() -> DataSpec:
 def build(name: str, spec: DataSpec, seed: int = 0, **framework_keys):
     torch.manual_seed(seed)
     return build_framework({"framework": {"name": name, **framework_keys}}, spec)
+
+
+def assert_loss_reaches_every_trainable_parameter(model, examples) -> None:
+    """One training step: finite scalar loss; every trainable parameter gets a finite, non-zero gradient."""
+    model.train().zero_grad()
+    loss = model(examples)["action_loss"]
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    bad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    assert bad == []
+    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad.abs().sum() == 0]
+    assert zero == []

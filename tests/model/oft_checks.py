@@ -15,6 +15,8 @@ from AlphaBrain.model.modules.oft_head import OFTActionHead
 from AlphaBrain.model.synthetic import synthetic_examples
 from AlphaBrain.utils.errors import ConfigError, UserError
 
+from conftest import assert_loss_reaches_every_trainable_parameter
+
 SPEC = DataSpec(state_dim=8, action_dim=7, action_horizon=8, num_cameras=2, image_size=(64, 64))
 HEAD = {"hidden_dim": 32, "num_layers": 1}
 
@@ -40,14 +42,7 @@ def without_actions(examples):
 
 
 def check_forward_and_grads(model) -> None:
-    model.train().zero_grad()
-    loss = model(synthetic_examples(SPEC, 3))["action_loss"]
-    assert loss.dim() == 0 and torch.isfinite(loss)
-    loss.backward()
-    bad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
-    assert bad == []
-    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad.abs().sum() == 0]
-    assert zero == []
+    assert_loss_reaches_every_trainable_parameter(model, synthetic_examples(SPEC, 3))
     # the unused LM head gets no gradient, so it must not be trainable (DDP); a tied one is the embedding
     head = model.vlm.hf_model.get_output_embeddings().weight
     assert not head.requires_grad or head is model.vlm.hf_model.get_input_embeddings().weight

@@ -15,6 +15,8 @@ from AlphaBrain.model.modules.flow_matching_head import FlowMatchingConfig
 from AlphaBrain.model.synthetic import synthetic_examples
 from AlphaBrain.utils.errors import ConfigError, UserError
 
+from conftest import assert_loss_reaches_every_trainable_parameter
+
 SPEC = DataSpec(state_dim=8, action_dim=7, action_horizon=8, num_cameras=2, image_size=(64, 64))
 TINY = {
     "name": "QwenGR00T",
@@ -40,14 +42,7 @@ def without_actions(examples):
 
 
 def test_forward_finite_and_grads_on_every_trainable_parameter(model):
-    model.train().zero_grad()
-    loss = model(synthetic_examples(SPEC, 4))["action_loss"]
-    assert loss.dim() == 0 and torch.isfinite(loss)
-    loss.backward()
-    bad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
-    assert bad == []
-    zero = [n for n, p in model.named_parameters() if p.requires_grad and p.grad.abs().sum() == 0]
-    assert zero == []
+    assert_loss_reaches_every_trainable_parameter(model, synthetic_examples(SPEC, 4))
     assert {n for n, _ in model.named_children()} == {"vlm", "action_model"}  # the learning-rate keys
     model.zero_grad()
 

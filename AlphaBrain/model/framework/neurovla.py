@@ -44,9 +44,8 @@ from AlphaBrain.model.framework.vlm_policy import VLMPolicy
 from AlphaBrain.model.modules.qformer import QFormer
 from AlphaBrain.model.modules.spiking_head import SpikingActionHead
 from AlphaBrain.model.registry import register_framework
-from AlphaBrain.utils.errors import ConfigError, did_you_mean
+from AlphaBrain.utils.errors import ConfigError
 
-FRAMEWORK_KEYS = ("name", "qwenvl", "qformer", "action_model")
 
 
 @dataclass
@@ -111,20 +110,12 @@ class SpikingActionModelConfig(BlockConfig):
         self.check_choice("loss", self.LOSSES)
 
 
-def _check_framework_keys(block: Mapping[str, Any]) -> None:
-    for key in block:
-        if key not in FRAMEWORK_KEYS:
-            raise ConfigError(
-                f'Unknown key "framework.{key}" for NeuroVLA.{did_you_mean(str(key), FRAMEWORK_KEYS)} '
-                f"Valid keys: {', '.join(FRAMEWORK_KEYS)}."
-            )
-
-
 @register_framework("NeuroVLA", aliases=("neurovla",))
 class NeuroVLA(VLMPolicy):
     """Qwen2.5-VL + Q-Former + spiking action head (see the module docstring)."""
 
     backbone_cls: ClassVar[type[VLMBackbone]] = QwenVLBackbone
+    extra_blocks: ClassVar[tuple[str, ...]] = ("qformer",)
     # The default config (init: pretrained) needs Qwen2.5-VL-3B on disk; tests build the tiny random one.
     needs_pretrained_weights: ClassVar[bool] = True
 
@@ -171,7 +162,6 @@ class NeuroVLA(VLMPolicy):
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "NeuroVLA":
         block = cls.framework_block(cfg)
-        _check_framework_keys(block)
         # Validate the small blocks before building a multi-GB backbone, so a typo fails in a second.
         qformer = QFormerConfig.from_block(block.get("qformer"))
         action_model = SpikingActionModelConfig.from_block(cls.head_block(block, data_spec))

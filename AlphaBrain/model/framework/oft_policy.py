@@ -28,7 +28,6 @@ from AlphaBrain.model.framework.base import masked_chunk_loss
 from AlphaBrain.model.framework.config import BlockConfig
 from AlphaBrain.model.framework.vlm_policy import VLMPolicy
 from AlphaBrain.model.modules.oft_head import OFTActionHead
-from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -81,13 +80,6 @@ class OFTPolicy(VLMPolicy):
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "OFTPolicy":
         block = cls.framework_block(cfg)
-        valid = ["name", cls.backbone_cls.block_key, "action_model"]
-        for key in block:
-            if key not in valid:
-                raise ConfigError(
-                    f'Unknown key "framework.{key}" for {cls.__name__}.{did_you_mean(str(key), valid)} '
-                    f"Valid keys: {', '.join(valid)}."
-                )
         # Check the cheap head block before loading (possibly) billions of backbone weights.
         head = OFTActionModelConfig.from_block(cls.head_block(block, data_spec))
         cls.check_action_horizon(head.action_horizon, data_spec)

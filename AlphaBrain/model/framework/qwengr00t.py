@@ -29,9 +29,7 @@ from AlphaBrain.model.backbones.qwen2_5_vl import QwenVLBackbone
 from AlphaBrain.model.framework.vlm_policy import VLMPolicy
 from AlphaBrain.model.modules.flow_matching_head import FlowMatchingConfig, FlowMatchingHead, content_seed
 from AlphaBrain.model.registry import register_framework
-from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
-FRAMEWORK_KEYS = ("name", "qwenvl", "action_model")
 
 
 @register_framework("QwenGR00T", aliases=("qwengr00t",))
@@ -52,12 +50,6 @@ class QwenGR00T(VLMPolicy):
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "QwenGR00T":
         block = cls.framework_block(cfg)
-        for key in block:
-            if key not in FRAMEWORK_KEYS:
-                raise ConfigError(
-                    f'Unknown key "framework.{key}" for QwenGR00T.{did_you_mean(str(key), FRAMEWORK_KEYS)} '
-                    f"Valid keys: {', '.join(FRAMEWORK_KEYS)}."
-                )
         # The head is validated first: it is cheap, while the backbone may load gigabytes.
         head = FlowMatchingConfig.from_block(cls.head_block(block, data_spec))
         cls.check_action_horizon(head.action_horizon, data_spec)

@@ -21,6 +21,7 @@ from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model.backbones.base import VLMBackbone, VLMFeatures
 from AlphaBrain.model.framework.base import BaseVLAPolicy, PolicyBatch
 from AlphaBrain.model.framework.config import to_plain
+from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
 
 class VLMPolicy(BaseVLAPolicy):
@@ -36,9 +37,21 @@ class VLMPolicy(BaseVLAPolicy):
 
     # ---- construction helpers for subclasses' from_config ---------------------------------------
 
+    #: framework-level YAML blocks besides name, the backbone block and action_model (e.g. NeuroVLA's qformer).
+    extra_blocks: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def framework_block(cls, cfg: Any) -> dict[str, Any]:
-        return dict(to_plain(cfg["framework"]) or {})
+        """`cfg.framework` as a plain dict; an unknown key is a ConfigError naming the valid ones."""
+        block = dict(to_plain(cfg["framework"]) or {})
+        valid = ["name", cls.backbone_cls.block_key, "action_model", *cls.extra_blocks]
+        for key in block:
+            if key not in valid:
+                raise ConfigError(
+                    f'Unknown key "framework.{key}" for {cls.__name__}.{did_you_mean(str(key), valid)} '
+                    f"Valid keys: {', '.join(valid)}."
+                )
+        return block
 
     @classmethod
     def build_backbone(cls, block: Mapping[str, Any]) -> VLMBackbone:
