@@ -6,7 +6,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-OS_PKGS=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+# EGL/OSMesa: headless MuJoCo rendering; libgl1 + libglib2.0-0: OpenCV, which robosuite (LIBERO) imports.
+OS_PKGS=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libgl1 libglib2.0-0)
 if command -v dpkg >/dev/null 2>&1; then
   missing=()
   for p in "${OS_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
