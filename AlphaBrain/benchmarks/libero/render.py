@@ -1,0 +1,139 @@
+"""Headless rendering of LIBERO scenes: settings presets, per-render GL context, skipped frames.
+
+Two presets (`RENDER_MODES`):
+
+* ``"exact"`` — MuJoCo/LIBERO defaults (4x multisampling, reflective floor/table): the
+  pixels LIBERO's published datasets were rendered with. Default of the four LIBERO suites.
+* ``"fast"`` — no multisampling (``model.vis.quality.offsamples = 0``), no reflections,
+  shadows or skybox. About 2-3x cheaper per camera frame with CPU EGL (llvmpipe), but it
+  changes pixels: object edges lose their anti-aliasing and the floor/table reflections
+  disappear (docs/benchmarks/libero.md has the measured differences). Safe only when
+  training data and evaluation are rendered alike: the default of ``libero_goal_mini``,
+  whose dataset this package renders itself.
+
+``ALPHABRAIN_LIBERO_RENDER=exact|fast`` overrides a suite's default.
+
+Why the settings need care: multisampling is a property of the MjrContext (read from
+the model when the context is made), and robosuite makes a new MjSim, model and render
+context on every hard reset. `patch_sim` is therefore called on every new sim (the env
+wraps robosuite's ``_initialize_sim``), before robosuite makes that sim's render context;
+`apply_to_context` re-applies the scene flags (and remakes a context made before the
+patch) after every reset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from AlphaBrain.utils.errors import unknown_name
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    multisampling: bool = True  # MSAA of the offscreen buffer (MuJoCo default: 4 samples)
+    reflections: bool = True    # reflective planes (LIBERO floors and tables) drawn a second time, mirrored
+    shadows: bool = True        # LIBERO lights cast no shadows: no pixel or time difference, off in fast anyway
+    skybox: bool = True         # not visible from LIBERO's cameras: no pixel or time difference
+
+    @property
+    def is_default(self) -> bool:
+        return self == RenderSettings()
+
+
+RENDER_MODES: dict[str, RenderSettings] = {
+    "exact": RenderSettings(),
+    "fast": RenderSettings(multisampling=False, reflections=False, shadows=False, skybox=False),
+}
+
+RENDER_ENV_VAR = "ALPHABRAIN_LIBERO_RENDER"
+
+
+def render_settings(mode: str) -> RenderSettings:
+    if mode not in RENDER_MODES:
+        raise unknown_name("LIBERO render mode", mode, RENDER_MODES)
+    return RENDER_MODES[mode]
+
+
+def resolve_mode(default: str) -> str:
+    """The render mode to use: $ALPHABRAIN_LIBERO_RENDER when set, else `default`."""
+    mode = os.environ.get(RENDER_ENV_VAR, "").strip() or default
+    render_settings(mode)  # unknown -> the standard error listing the modes
+    return mode
+
+
+_MARK = "_alphabrain_render_settings"
+
+
+def patch_sim(sim, settings: RenderSettings, state: "RenderState") -> None:
+    """Prepare a freshly made robosuite MjSim: model settings + a render wrapper that
+    makes the GL context current first and can skip frames nobody will look at."""
+    model = sim.model._model
+    if not settings.multisampling:
+        model.vis.quality.offsamples = 0  # read when the MjrContext is made: before robosuite makes it
+    original = sim.render
+
+    def render(*args, **kwargs):
+        if state.skip_frames:
+            # A frame robosuite samples during reset/settling and that is overwritten before
+            # anyone reads it: same shape, no GL work. Observable timing is untouched.
+            width = kwargs.get("width", args[0] if args else None)
+            height = kwargs.get("height", args[1] if len(args) > 1 else None)
+            rgb = np.zeros((height, width, 3), dtype=np.uint8)
+            if kwargs.get("depth"):
+                return rgb, np.zeros((height, width), dtype=np.float32)
+            return rgb
+        ctx = sim._render_context_offscreen
+        if ctx is not None:
+            # robosuite makes a context current only when creating it: with two envs alive in
+            # one process, the other env's context would be drawn into (garbage frames, no error).
+            ctx.gl_ctx.make_current()
+        return original(*args, **kwargs)
+
+    sim.render = render
+
+
+def apply_to_context(sim, settings: RenderSettings) -> None:
+    """Scene flags (and, for a context made before `patch_sim`, the multisampling) of sim's render context."""
+    ctx = getattr(sim, "_render_context_offscreen", None)
+    if ctx is None:
+        return
+    import mujoco
+
+    if getattr(ctx, _MARK, None) == settings:
+        return
+    model = sim.model._model
+    ctx.gl_ctx.make_current()
+    if not settings.multisampling and ctx.con.offSamples != 0:
+        model.vis.quality.offsamples = 0
+        ctx.con.free()
+        ctx._set_mujoco_context_and_buffers()
+    flags = mujoco.mjtRndFlag
+    ctx.scn.flags[flags.mjRND_REFLECTION] = int(settings.reflections)
+    ctx.scn.flags[flags.mjRND_SHADOW] = int(settings.shadows)
+    ctx.scn.flags[flags.mjRND_SKYBOX] = int(settings.skybox)
+    setattr(ctx, _MARK, settings)
+
+
+def context_settings(sim) -> Optional[dict]:
+    """What the current render context actually uses (for tests and the benchmark)."""
+    ctx = getattr(sim, "_render_context_offscreen", None)
+    if ctx is None:
+        return None
+    import mujoco
+
+    flags = mujoco.mjtRndFlag
+    return {
+        "offsamples": int(ctx.con.offSamples),
+        "reflections": bool(ctx.scn.flags[flags.mjRND_REFLECTION]),
+        "shadows": bool(ctx.scn.flags[flags.mjRND_SHADOW]),
+        "skybox": bool(ctx.scn.flags[flags.mjRND_SKYBOX]),
+    }
+
+
+@dataclass
+class RenderState:
+    skip_frames: bool = False
