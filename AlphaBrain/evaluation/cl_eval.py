@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, init_worker, summarize
+from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
 from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.errors import UserError
 
@@ -52,59 +51,17 @@ def _log(path: Path, line: str) -> None:
         fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
 
 
-def _start_servers(run_dir: Path, checkpoint: str, n: int, port_base: int, log: Path) -> list[subprocess.Popen]:
-    from AlphaBrain.deployment.policy_client import wait_for_server
+def simulator_interpreter(suite_name: str) -> Optional[str]:
+    """LIBERO_PYTHON, when a LIBERO suite is to be simulated in another interpreter; None = this one."""
+    python = os.environ.get("LIBERO_PYTHON", "").strip()
+    if not suite_name.startswith("libero") or not python:
+        return None
+    if Path(python).resolve() == Path(sys.executable).resolve():
+        return None
+    from AlphaBrain.evaluation.worker_pool import check_interpreter
 
-    procs = []
-    fh = open(log, "a")
-    for i in range(n):
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "AlphaBrain.deployment.policy_server", "--run-dir", str(run_dir),
-             "--checkpoint", checkpoint, "--port", str(port_base + i)],
-            stdout=fh, stderr=subprocess.STDOUT,
-        ))
-    for i, proc in enumerate(procs):
-        if not wait_for_server("127.0.0.1", port_base + i, timeout=120) or proc.poll() is not None:
-            _stop(procs)
-            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-            raise UserError(f"The policy server on port {port_base + i} did not start; tail of {log}:\n{tail}")
-    return procs
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-class _InProcess:
-    """One worker: run the cells here (no process start-up; suites registered at run time work too)."""
-
-    def __init__(self, initargs: tuple):
-        init_worker(*initargs)
-
-    def imap_unordered(self, fn, jobs):
-        return map(fn, jobs)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _worker_pool(workers: int, initargs: tuple):
-    if workers == 1:
-        return _InProcess(initargs)
-    ctx = mp.get_context("spawn")  # fresh interpreters: no inherited OpenGL / torch thread state
-    ids = ctx.Queue()
-    for i in range(workers):
-        ids.put(i)
-    return ctx.Pool(workers, initializer=init_worker, initargs=(*initargs, ids))
+    check_interpreter(python)
+    return python
 
 
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
@@ -113,6 +70,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.evaluation.matrix import metrics_json, write_matrix
     from AlphaBrain.evaluation.plots import plot_matrix_heatmap
+    from AlphaBrain.evaluation.servers import pick_ports
+    from AlphaBrain.evaluation.worker_pool import make_pool
 
     if trials < 1 or workers < 1:
         raise UserError("--trials and --workers must be >= 1.")
@@ -126,14 +85,20 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
             f"The run was trained on tasks {unknown} that suite {suite_name} does not have "
             f"(its tasks: {', '.join(t.name for t in suite.tasks)}). Pick the suite the run was trained on."
         )
+    python = simulator_interpreter(suite_name)
+    if python is not None and mode != "server":
+        print(f"note: simulating in LIBERO_PYTHON={python}; the policy is served to it (--server)", file=sys.stderr)
+        mode = "server"
+    ports = pick_ports(port_base, workers) if mode == "server" else []
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    with _worker_pool(workers, (str(run_dir), suite_name, mode, port_base, replan_every)) as pool:
+    initargs = (str(run_dir), suite_name, mode, ports, replan_every)
+    with make_pool(workers, initargs, python=python, log=out_dir / "workers.log") as pool:
         for checkpoint in checkpoints:
             if cache_merged:
                 cache_merged_weights(run_dir, checkpoint)
             rows.append(_evaluate_checkpoint(pool, run_dir, suite, checkpoint, trials, out_dir / checkpoint,
-                                             workers, mode, port_base))
+                                             workers, mode, ports))
     success = [[row.get(t.name, {}).get("success_rate") for t in suite.tasks] for row in rows]
     matrix = {
         "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
@@ -159,7 +124,9 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
-                         workers: int, mode: str, port_base: int) -> dict:
+                         workers: int, mode: str, ports: list[int]) -> dict:
+    from AlphaBrain.evaluation.servers import PolicyServers
+
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     results_path, log = ckpt_dir / "results.json", ckpt_dir / "eval.log"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -171,11 +138,19 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: in
     if not jobs:
         _log(log, f"all {len(suite.tasks)} tasks already evaluated with {trials} trials; skipped")
         return results
-    _log(log, f"evaluating {checkpoint}: {len(jobs)} task(s) x {trials} trials, {workers} worker(s), {mode}")
-    servers = _start_servers(run_dir, checkpoint, workers, port_base, ckpt_dir / "server.log") if mode == "server" else []
+    _log(log, f"evaluating {checkpoint}: {len(jobs)} task(s) x {trials} trials, {workers} worker(s), {mode}"
+              + (f", policy servers on ports {ports}" if ports else ""))
+    servers = PolicyServers(run_dir, checkpoint, ports, ckpt_dir / "server.log") if mode == "server" else None
+    if servers is not None:
+        servers.start()
     try:
         bar = tqdm(total=len(jobs), desc=f"eval {checkpoint}", dynamic_ncols=True)
         for cell in pool.imap_unordered(evaluate_cell, jobs):
+            if "error" in cell and servers is not None:
+                # A dead server fails its worker's cell: say why (its log's tail) and start it again.
+                deaths = servers.restart_dead()
+                if deaths:
+                    cell["error"] += "\n" + "\n".join(deaths)
             entry = summarize(cell, trials)
             results[cell["task"]] = entry
             atomic_write_json(results_path, results)  # after every cell: an interrupted eval resumes here
@@ -187,7 +162,8 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: in
             bar.update(1)
         bar.close()
     finally:
-        _stop(servers)
+        if servers is not None:
+            servers.stop()
     return results
 
 
@@ -230,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-only", action="store_true", help="evaluate only the final task checkpoint")
     p.add_argument("--output-base", default=None, help="results root (default results/eval_cl/<run_id>)")
     p.add_argument("--server", action="store_true", help="talk to the policy through one policy server per worker")
-    p.add_argument("--port-base", type=int, default=5694, help="first policy-server port; worker i uses +i")
+    p.add_argument("--port-base", type=int, default=5694,
+                   help="first policy-server port; worker i uses the i-th free port from here (taken ones are skipped)")
     p.add_argument("--cache-merged", action="store_true",
                    help="LoRA runs: write each merged checkpoint to <prefix>_merged.pt once and reuse it "
                         "(default: merge in memory in every worker, nothing written)")

@@ -76,17 +76,26 @@ def run_episode(env: Any, infer: Callable[[dict], dict], instruction: str, seed:
 _WORKER: dict[str, Any] = {}
 
 
-def init_worker(run_dir: str, suite_name: str, mode: str, port_base: int, replan_every: int,
+def init_worker(run_dir: str, suite_name: str, mode: str, ports: list[int], replan_every: int,
                 worker_ids: Any = None) -> None:
-    """Per-process set-up: one torch thread (workers already use every core), the suite, a worker id."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    import torch
+    """Per-process set-up: one torch thread (workers already use every core), the suite, a worker id.
 
-    torch.set_num_threads(1)
+    `worker_ids` is a queue handing out ids (a process pool) or an int; worker i talks to the policy
+    server on `ports[i]` in server mode. Torch is optional: a simulator-only interpreter
+    (LIBERO_PYTHON) runs workers in server mode without it.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
     from AlphaBrain.benchmarks import get_suite
 
-    worker_id = worker_ids.get() if worker_ids is not None else 0
-    _WORKER.update(run_dir=run_dir, suite=get_suite(suite_name), mode=mode, port=port_base + worker_id,
+    worker_id = worker_ids if isinstance(worker_ids, int) else worker_ids.get() if worker_ids is not None else 0
+    port = ports[worker_id] if ports else None
+    _WORKER.update(run_dir=run_dir, suite=get_suite(suite_name), mode=mode, port=port,
                    replan_every=replan_every, worker_id=worker_id, policy=None, checkpoint=None)
 
 
@@ -109,6 +118,16 @@ def _policy_for(checkpoint: str):
     return policy
 
 
+def _drop_policy() -> None:
+    policy = _WORKER.get("policy")
+    _WORKER.update(policy=None, checkpoint=None)
+    if policy is not None and hasattr(policy, "close"):
+        try:
+            policy.close()
+        except Exception:  # already broken
+            pass
+
+
 def evaluate_cell(job: CellJob) -> dict:
     """Run every trial of one cell; never raises (a failure is reported in the result)."""
     out = {"checkpoint": job.checkpoint, "task": job.task_name, "worker": _WORKER.get("worker_id", 0)}
@@ -129,6 +148,8 @@ def evaluate_cell(job: CellJob) -> dict:
     except Exception as exc:  # a dead server, a crashed env: report, let the other cells go on
         out["error"] = f"{type(exc).__name__}: {exc}"
         out["traceback"] = traceback.format_exc(limit=5)
+        if _WORKER.get("mode") == "server":  # the connection may be gone: reconnect for the next cell
+            _drop_policy()
     finally:
         if env is not None:
             env.close()  # one env alive per worker: no OpenGL context mix-ups

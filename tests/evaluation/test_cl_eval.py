@@ -6,27 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
 from AlphaBrain.evaluation import cl_eval, rollout
 from AlphaBrain.evaluation.cl_eval import evaluate_run
-from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
 from AlphaBrain.utils.errors import UserError
-
-
-@pytest.fixture(scope="module")
-def push_run(tmp_path_factory):
-    from AlphaBrain.dataloader.synthetic import write_synthetic_dataset
-
-    root = tmp_path_factory.mktemp("push")
-    data = write_synthetic_dataset(root / "synthetic_push3", num_tasks=3, episodes_per_task=3, episode_length=40,
-                                   image_size=(32, 32), seed=0)
-    cfg = load_run_config(
-        [BASE_CONFIG, model_overlay_path("tiny")],
-        [f"run_root_dir={root / 'runs'}", "run_id=r", f"continual_learning.task_sequence={data}",
-         "continual_learning.steps_per_task=3", "datasets.vla_data.per_device_batch_size=8",
-         "framework.tiny.image_size=32"],
-    )
-    return ContinualVLATrainer(cfg).train()
 
 
 def test_full_matrix_layout(push_run, tmp_path):
