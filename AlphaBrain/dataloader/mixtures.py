@@ -32,6 +32,17 @@ DATASET_NAMED_MIXTURES: dict[str, list[tuple[str, float, str]]] = {
     "libero_all": [(d, 1.0, LIBERO_EMBODIMENT) for d in _LIBERO_DIRS.values()],
 }
 
+#: The features (and shapes) of the common LeRobot conversions of LIBERO: the LIBERO suites and the
+#: LIBERO evaluation expect exactly these (agent-view + wrist camera, 8-D state, 7-D action).
+LIBERO_FEATURES: dict[str, tuple[int, ...] | None] = {
+    "observation.images.image": None,  # HxWx3, any size
+    "observation.images.wrist_image": None,
+    "observation.state": (8,),
+    "action": (7,),
+}
+#: LeRobot's own bookkeeping columns, present in every dataset.
+_LEROBOT_INDEX_KEYS = {"timestamp", "frame_index", "episode_index", "index", "task_index"}
+
 _DATA_ROOT_HELP = (
     "set LEROBOT_LIBERO_DATA_DIR (in .env, see .env.example) or datasets.vla_data.data_root_dir "
     "to the folder that holds the LeRobot datasets"
@@ -133,6 +144,9 @@ def load_mixture(
 ) -> LeRobotMixtureDataset:
     """Resolve a mixture and open every dataset in it (dataset_index = position in the mixture)."""
     entries = resolve_mixture(name_or_path, data_root_dir, extra)
+    for e in entries:
+        if e.embodiment == LIBERO_EMBODIMENT:
+            check_libero_features(e.path)
     datasets = [
         LeRobotSingleDataset(
             e.path,
@@ -145,3 +159,25 @@ def load_mixture(
         for k, e in enumerate(entries)
     ]
     return LeRobotMixtureDataset(datasets, [e.weight for e in entries])
+
+
+def check_libero_features(path: Path) -> None:
+    """DatasetError naming the missing / extra / mis-shaped features when `path` is not a LIBERO conversion."""
+    from AlphaBrain.dataloader.lerobot_format import load_meta
+
+    features = load_meta(path).features
+    missing = [k for k in LIBERO_FEATURES if k not in features]
+    extra = sorted(k for k in features if k not in LIBERO_FEATURES and k not in _LEROBOT_INDEX_KEYS)
+    shapes = [
+        f"{k} has shape {list(features[k].get('shape', []))}, expected {list(shape)}"
+        for k, shape in LIBERO_FEATURES.items()
+        if shape is not None and k in features and tuple(features[k].get("shape", ())) != shape
+    ]
+    if missing or extra or shapes:
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"extra {', '.join(extra)}"] if extra else []) + shapes
+        raise DatasetError(
+            f"{path} does not have the features of a LeRobot LIBERO conversion: {'; '.join(problems)}. Expected "
+            f"{', '.join(LIBERO_FEATURES)} (+ LeRobot's index columns). Use the common conversions "
+            f"(e.g. {_LIBERO_DIRS['libero_goal']}), or give the dataset as a path with --dataset to train on it as is."
+        )

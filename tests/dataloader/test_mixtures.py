@@ -18,7 +18,8 @@ def libero_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("libero")
     for k, suite in enumerate(("goal", "spatial", "object", "10")):
         write_synthetic_dataset(root / f"libero_{suite}_no_noops_1.0.0_lerobot", num_tasks=2, episodes_per_task=1,
-                                episode_length=4, image_size=(8, 8), seed=k)
+                                episode_length=4, image_size=(8, 8), cameras=("image", "wrist_image"),
+                                state_dim=8, action_dim=7, seed=k)
     return root
 
 
@@ -85,3 +86,16 @@ def test_missing_data_root_and_missing_directory(tmp_path):
         resolve_mixture(tmp_path / "empty", None)
     with pytest.raises(DatasetError, match="does not exist"):
         resolve_mixture(str(tmp_path / "nope"), None)
+
+
+def test_a_libero_dataset_with_other_features_names_the_missing_and_extra_keys(tmp_path):
+    write_synthetic_dataset(tmp_path / "libero_goal_no_noops_1.0.0_lerobot", num_tasks=2, episodes_per_task=1,
+                            episode_length=4, image_size=(8, 8), cameras=("image", "front"), state_dim=6,
+                            action_dim=7, seed=0)
+    with pytest.raises(DatasetError) as info:
+        load_mixture("libero_goal", str(tmp_path), action_horizon=2)
+    message = str(info.value)
+    assert "missing observation.images.wrist_image" in message
+    assert "extra observation.images.front" in message
+    assert "observation.state has shape [6], expected [8]" in message
+    assert "--dataset" in message  # how to train on it anyway
