@@ -11,12 +11,16 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
   --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
-  --suite NAME        Evaluation suite: metaworld_cl5 | metaworld_cl10 (LIBERO suites: planned).
+  --suite NAME        Evaluation suite: libero_goal | libero_spatial | libero_object | libero_10 (libero_long),
+                      libero_goal_mini, metaworld_cl5 | metaworld_cl10, synthetic_push3.
                       Default: the run's own task stream.
-  --trials N          Rollouts per task and checkpoint. Default: 10
+  --trials N          Rollouts per task and checkpoint (LIBERO: init states 0..N-1). Default: 10;
+                      production LIBERO numbers use 50
   --workers N         Parallel rollout processes (CPU). Default: 1, or one per GPU with --gpus
-  --gpus LIST         GPU ids ("0,1"): one worker + policy server per GPU. Ignored without GPUs.
-  --port-base N       First policy-server port; worker i uses port-base + i. Default: 5694
+  --gpus LIST         GPU ids ("0,1"): one worker + policy server per GPU (implies --server).
+                      Ignored without GPUs.
+  --port-base N       First policy-server port; worker i gets the i-th free port from here
+                      (a taken port is skipped with a note). Default: 5694
   --output-base PATH  Results root. Default: results/eval_cl/<run_id>
   --last-only         Evaluate only the final task checkpoint (ASR only; BWT/F need the full matrix)
   --server            Serve the policy over websocket (one server per worker) instead of in-process
@@ -24,7 +28,12 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
                       (default: adapters are merged in memory, nothing is written)
   -h, --help          This help
 
-Re-running skips the (checkpoint, task) cells already in results.json.
+Re-running skips the (checkpoint, task) cells already in results.json. Per checkpoint:
+<output-base>/<checkpoint>/{eval.log,server.log,results.json}.
+
+LIBERO runs headless (MUJOCO_GL=egl by default; osmesa also works). To simulate in another Python
+environment (your own LIBERO install), set LIBERO_PYTHON=/path/to/its/python (in .env): the workers
+run there and the policy is served to them from this environment.
 Example: bash scripts/run_continual_learning_scripts/run_cl_eval.sh --run-id default_tiny_er --trials 10 --workers 2
 USAGE
 }
@@ -63,7 +72,8 @@ if [[ -n "$MODEL" ]]; then
 fi
 if [[ -n "$GPUS" ]]; then
   NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
-  if [[ "$NGPU" -gt 0 ]]; then export CUDA_VISIBLE_DEVICES="$GPUS"; WORKERS="${WORKERS:-$(echo "$GPUS" | tr ',' '\n' | grep -c .)}"
+  if [[ "$NGPU" -gt 0 ]]; then export CUDA_VISIBLE_DEVICES="$GPUS"; SERVER=(--server)
+    WORKERS="${WORKERS:-$(echo "$GPUS" | tr ',' '\n' | grep -c .)}"
   else echo "note: no GPU found; --gpus ignored (use --workers for CPU parallelism)" >&2; fi
 fi
 ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-base "$PORT_BASE")
