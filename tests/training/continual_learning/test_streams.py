@@ -100,3 +100,37 @@ def test_missing_benchmark_demos_say_how_to_generate_them(monkeypatch, tmp_path)
     finally:
         monkeypatch.delenv("ALPHABRAIN_DATA_DIR")
         register_cl_sequences()
+
+
+@pytest.fixture(scope="module")
+def shuffled_goal(tmp_path_factory):
+    """A 10-task dataset whose task_index values carry the LIBERO-Goal instructions in reverse order."""
+    from AlphaBrain.benchmarks.libero.tasks import suite_task_specs
+    from AlphaBrain.dataloader import LeRobotSingleDataset
+    from AlphaBrain.dataloader.synthetic import write_synthetic_dataset
+
+    root = write_synthetic_dataset(tmp_path_factory.mktemp("goal") / "ds", num_tasks=10, episodes_per_task=1,
+                                   episode_length=4, image_size=(8, 8), seed=0)
+    ds = LeRobotSingleDataset(root, action_horizon=8)
+    instructions = [spec.instruction for spec in suite_task_specs("libero_goal")]
+    ds.tasks = {k: instructions[9 - k] for k in sorted(ds.tasks)}
+    return ds, instructions
+
+
+def test_libero_streams_follow_the_official_task_order(shuffled_goal):
+    ds, instructions = shuffled_goal
+    stream = build_task_stream(cfg_for("libero_goal"), base_dataset=ds)
+    assert [t.instruction for t in stream.tasks] == instructions
+    assert [t.origin["task_index"] for t in stream.tasks] == list(range(9, -1, -1))
+    assert stream.tasks[0].name == "open_the_middle_drawer_of_the_cabinet"
+
+
+def test_a_libero_dataset_without_a_suite_task_names_it(shuffled_goal):
+    ds, instructions = shuffled_goal
+    original = ds.tasks
+    ds.tasks = {**ds.tasks, 0: "stack the cups"}  # task_index 0 held "put the wine bottle on the rack"
+    try:
+        with pytest.raises(DatasetError, match="missing put_the_wine_bottle_on_the_rack; not in the stream stack_the_cups"):
+            build_task_stream(cfg_for("libero_goal"), base_dataset=ds)
+    finally:
+        ds.tasks = original

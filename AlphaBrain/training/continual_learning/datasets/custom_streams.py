@@ -132,6 +132,21 @@ def _natural_tasks(base: Any, mode: str) -> list[dict]:
     return tasks
 
 
+def _in_named_order(tasks: list[dict], names: list[str], source: str) -> list[dict]:
+    """The tasks of a registered benchmark stream in its official order, matched by task name."""
+    by_name = {task.get("name") or slugify(task["instruction"]): task for task in tasks}
+    missing = [n for n in names if n not in by_name]
+    extra = [n for n in by_name if n not in names]
+    if missing or extra:
+        raise DatasetError(
+            f"{source} does not hold this stream's tasks: "
+            + "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
+                                      f"not in the stream {', '.join(extra)}" if extra else ""]))
+            + ". Check that the dataset is the suite's LeRobot conversion (its tasks.jsonl instructions)."
+        )
+    return [by_name[n] for n in names]
+
+
 def _apply_order(tasks: list[dict], order: Optional[list], num_tasks: Optional[int], source: str) -> list[dict]:
     if order is not None:
         if not isinstance(order, (list, tuple)) or not all(isinstance(i, int) for i in order):
@@ -191,6 +206,8 @@ def build_task_stream(cfg: DictConfig, base_dataset: Any = None) -> TaskStream:
     if mode == "auto" and len(tasks) < 2:
         effective, tasks = "by_dataset", _natural_tasks(base_dataset, "by_dataset")
     source = f'data mix "{mix}" ({effective})'
+    if spec.get("task_names") and spec.get("task_order") is None:
+        tasks = _in_named_order(tasks, list(spec["task_names"]), source)
     tasks = _apply_order(tasks, spec.get("task_order"), spec.get("num_tasks"), source)
     if len(tasks) < 2:
         raise DatasetError(

@@ -44,11 +44,32 @@ CL_TASK_SEQUENCES: dict[str, dict[str, Any]] = {
 CL_TASK_SEQUENCES["libero_long"] = {**CL_TASK_SEQUENCES["libero_10"], "base_data_mix": "libero_long"}
 
 
+def _register_libero_order() -> None:
+    """The LIBERO streams train in the suites' official task order (matched by task name), whatever
+    order a LeRobot conversion gives its task_index values; and libero_goal_mini, whose data is generated."""
+    from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, default_dataset_dir, suite_task_specs
+    from AlphaBrain.utils.text import slugify
+
+    for name, entry in CL_TASK_SEQUENCES.items():
+        if name.startswith("libero_"):
+            entry["task_names"] = [slugify(spec.instruction) for spec in suite_task_specs(name)]
+    mini = suite_task_specs(MINI_SUITE)
+    CL_TASK_SEQUENCES[MINI_SUITE] = {
+        "base_data_mix": str(default_dataset_dir(MINI_SUITE)),
+        "num_tasks": len(mini),
+        "task_stream_mode": "by_task_index",
+        "task_names": [slugify(spec.instruction) for spec in mini],
+        "description": "LIBERO-Goal mini: LIBERO-Goal tasks with demos from scripted experts, generated on this machine.",
+        "missing_hint": f"generate the demos first: python -m AlphaBrain.benchmarks.libero.generate --stream {MINI_SUITE}",
+    }
+
+
 def _register_builtin_benchmarks() -> None:
     # The simulator benchmarks add their streams (data generated on the machine, e.g. metaworld_cl5).
     from AlphaBrain.benchmarks.metaworld import register_cl_sequences
 
     register_cl_sequences()
+    _register_libero_order()
 
 
 _register_builtin_benchmarks()
