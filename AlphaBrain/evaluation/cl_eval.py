@@ -66,7 +66,7 @@ def simulator_interpreter(suite_name: str) -> Optional[str]:
 
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
-                 replan_every: int = 4, cache_merged: bool = False) -> dict:
+                 replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None) -> dict:
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.evaluation.matrix import metrics_json, write_matrix
     from AlphaBrain.evaluation.plots import plot_matrix_heatmap
@@ -75,6 +75,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
 
     if trials < 1 or workers < 1:
         raise UserError("--trials and --workers must be >= 1.")
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps must be >= 1, got {max_steps}.")
     suite = get_suite(suite_name)
     checkpoints = discover_checkpoints(run_dir, last_only)
     stream = json.loads((run_dir / "stream.json").read_text())
@@ -98,12 +100,13 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
             if cache_merged:
                 cache_merged_weights(run_dir, checkpoint)
             rows.append(_evaluate_checkpoint(pool, run_dir, suite, checkpoint, trials, out_dir / checkpoint,
-                                             workers, mode, ports))
+                                             workers, mode, ports, max_steps))
     success = [[row.get(t.name, {}).get("success_rate") for t in suite.tasks] for row in rows]
     matrix = {
         "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
         "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": success,
         "trials": trials, "last_only": last_only,
+        **({"max_steps": max_steps} if max_steps else {}),
     }
     write_matrix(out_dir / "matrix.json", matrix)
     from AlphaBrain.evaluation.matrix import load_matrix
@@ -124,14 +127,15 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
-                         workers: int, mode: str, ports: list[int]) -> dict:
+                         workers: int, mode: str, ports: list[int], max_steps: Optional[int] = None) -> dict:
     from AlphaBrain.evaluation.servers import PolicyServers
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     results_path, log = ckpt_dir / "results.json", ckpt_dir / "eval.log"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     jobs = [
-        CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)], t.max_steps)
+        CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)],
+                min(t.max_steps, max_steps or t.max_steps))
         for i, t in enumerate(suite.tasks)
         if not cell_done(results.get(t.name), trials)
     ]
@@ -211,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-merged", action="store_true",
                    help="LoRA runs: write each merged checkpoint to <prefix>_merged.pt once and reuse it "
                         "(default: merge in memory in every worker, nothing written)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="cap every episode at N steps (quick pipeline checks; success rates are then not the suite's)")
     p.add_argument("--replan-every", type=int, default=4, help="actions executed from each predicted chunk")
     return p
 
@@ -228,7 +234,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
         result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                               mode="server" if args.server else "inprocess", port_base=args.port_base,
-                              replan_every=args.replan_every, cache_merged=args.cache_merged)
+                              replan_every=args.replan_every, cache_merged=args.cache_merged,
+                              max_steps=args.max_steps)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ usage() {
   cat <<'USAGE'
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
+                      [--max-steps N]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
   --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
@@ -24,6 +25,8 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
   --output-base PATH  Results root. Default: results/eval_cl/<run_id>
   --last-only         Evaluate only the final task checkpoint (ASR only; BWT/F need the full matrix)
   --server            Serve the policy over websocket (one server per worker) instead of in-process
+  --max-steps N       Cap every episode at N steps: a quick pipeline check (success rates are then not
+                      comparable with the suite's)
   --cache-merged      LoRA runs: write each merged checkpoint once as <prefix>_merged.pt and reuse it
                       (default: adapters are merged in memory, nothing is written)
   -h, --help          This help
@@ -39,7 +42,7 @@ USAGE
 }
 die() { echo "error: $*" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || die "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -53,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --last-only) LAST_ONLY=(--last-only); shift ;;
     --server) SERVER=(--server); shift ;;
     --cache-merged) CACHE_MERGED=(--cache-merged); shift ;;
+    --max-steps) [[ $# -ge 2 ]] || die "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown flag '$1' (see --help)" ;;
   esac
@@ -80,4 +84,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$SUITE" ]] || ARGS+=(--suite "$SUITE")
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
-exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}"
+exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}"

@@ -126,3 +126,14 @@ def test_cli_prints_matrix_and_metrics(push_run, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "ASR" in out and "BWT" in out
     assert cl_eval.main(["--run-id", "nope", "--run-root", str(push_run.parent), "--suite", "synthetic_push3"]) == 2
+
+
+def test_max_steps_caps_every_episode(push_run, tmp_path):
+    out = tmp_path / "capped"
+    result = evaluate_run(push_run, "synthetic_push3", trials=1, out_dir=out, last_only=True, max_steps=3)
+    ckpt = result["matrix"]["checkpoints"][0]
+    episodes = [e for entry in json.loads((out / ckpt / "results.json").read_text()).values() for e in entry["episodes"]]
+    assert episodes and all(e["steps"] <= 3 for e in episodes)
+    assert json.loads((out / "matrix.json").read_text())["max_steps"] == 3
+    with pytest.raises(UserError, match="--max-steps must be >= 1"):
+        evaluate_run(push_run, "synthetic_push3", trials=1, out_dir=out, max_steps=0)
