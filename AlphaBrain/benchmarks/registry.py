@@ -13,7 +13,7 @@ An environment made by a suite follows one small protocol (what the evaluator us
 `reset(seed) -> obs`, `step(action) -> (obs, success, done)`, `close()`, attributes
 `max_steps`, `instruction`; `obs = {"images": [uint8 HxWx3, ...], "state": float32[D], ...}`.
 
-Adding a benchmark (e.g. the LIBERO suites) = one factory per suite name in SUITES
+Adding a benchmark = one factory per suite name in SUITES
 (or `register_suite(name, factory)`): a zero-argument callable returning a `Suite`.
 Factories import their simulator lazily, so listing suites never imports MuJoCo.
 """
@@ -113,13 +113,27 @@ def _synthetic_push() -> Suite:
     return synthetic_push_suite(num_tasks=3, episode_length=40)
 
 
+def _libero(name: str) -> Callable[[], Suite]:
+    def factory() -> Suite:
+        from AlphaBrain.benchmarks.libero.suite import libero_suite
+
+        return libero_suite(name)
+
+    return factory
+
+
 def _builtin() -> dict[str, Callable[[], Suite]]:
+    from AlphaBrain.benchmarks.libero.tasks import suite_names as libero_suite_names
     from AlphaBrain.benchmarks.metaworld.tasks import METAWORLD_STREAMS
 
-    return {**{name: _metaworld(name) for name in METAWORLD_STREAMS}, "synthetic_push3": _synthetic_push}
+    return {
+        **{name: _metaworld(name) for name in METAWORLD_STREAMS},
+        **{name: _libero(name) for name in libero_suite_names()},
+        "synthetic_push3": _synthetic_push,
+    }
 
 
-# suite name -> zero-argument factory.  LIBERO suites go here ("libero_goal": ..., ...).
+# suite name -> zero-argument factory.
 SUITES: dict[str, Callable[[], Suite]] = _builtin()
 
 

@@ -24,8 +24,9 @@ poses; its images are robosuite's, not flipped).
 
 Frames robosuite renders during reset and the first wait steps are overwritten before
 anyone sees them; they are skipped (no GL work). The observation after the wait steps is
-rendered exactly where robosuite renders it (same substep), so images are identical to
-LIBERO's plain reset + set_init_state + no-op loop (checked by a test).
+rendered where robosuite renders it (same substep): observations are identical to LIBERO's
+plain `np.random.seed(seed); reset(); set_init_state(); no-op loop` (measured: max pixel
+difference 0 on libero_goal and libero_spatial tasks; a test checks skipped vs rendered frames).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ from AlphaBrain.benchmarks.libero.render import (
     apply_to_context,
     patch_sim,
     render_settings,
+    resolve_mode,
 )
-from AlphaBrain.benchmarks.libero.tasks import NOOP_ACTION, NUM_WAIT_STEPS, LiberoTaskSpec
+from AlphaBrain.benchmarks.libero.tasks import NOOP_ACTION, NUM_WAIT_STEPS, LiberoTaskSpec, default_render_mode
 from AlphaBrain.utils.errors import UserError
 
 CAMERAS = ("agentview", "robot0_eye_in_hand")  # -> observation.images.image, observation.images.wrist_image
@@ -165,7 +167,8 @@ class LiberoEnv:
     Args:
         spec: the task (tasks.suite_task_specs).
         image_size: (height, width) of both cameras.
-        render_mode: "exact" (LIBERO's pixels) or "fast" (render.py says what it changes).
+        render_mode: "exact" (LIBERO's pixels) or "fast" (render.py says what it changes); default:
+            $ALPHABRAIN_LIBERO_RENDER, else the suite's default (tasks.default_render_mode).
         max_steps: episode limit (default: the suite's).
         num_wait_steps: no-op steps after each reset (not counted in max_steps).
         hard_reset: rebuild the model on each reset as LIBERO does (False: faster, reuses the model).
@@ -177,7 +180,7 @@ class LiberoEnv:
         spec: LiberoTaskSpec,
         *,
         image_size: tuple[int, int] = (128, 128),
-        render_mode: str = "exact",
+        render_mode: Optional[str] = None,
         max_steps: Optional[int] = None,
         num_wait_steps: int = NUM_WAIT_STEPS,
         hard_reset: bool = True,
@@ -197,8 +200,8 @@ class LiberoEnv:
             raise UserError(f"max_steps must be >= 1, got {max_steps}")
         self.num_wait_steps = int(num_wait_steps)
         self.image_size = (h, w)
-        self.render_mode = render_mode
-        self.settings: RenderSettings = render_settings(render_mode)
+        self.render_mode = render_mode if render_mode is not None else resolve_mode(default_render_mode(spec.suite))
+        self.settings: RenderSettings = render_settings(self.render_mode)
         self.hard_reset = bool(hard_reset)
 
         bddl = bddl_file(spec)
@@ -261,9 +264,12 @@ class LiberoEnv:
         rs = self._render_state
         rs.skip_frames = True  # every frame until the last wait step is overwritten unseen
         try:
-            # LIBERO draws the fixtures' placement (cabinet, stove, rack: model body positions,
-            # which init states do not contain) from numpy's global RNG at every reset. Draw it
-            # from the seed, so a trial is reproducible on its own and the global RNG is untouched.
+            # LIBERO re-draws the fixtures' placement (cabinet, stove, rack: a few mm of jitter in
+            # model body positions, which init states do not contain) from numpy's global RNG at
+            # every reset; unseeded, two runs of the same trial differ. Seed it with the trial seed
+            # (global RNG restored after). The draw also depends on the env's reset history (each
+            # hard reset rebuilds the model), so a fresh env running trials 0..n-1 in order - what
+            # the evaluator does - is reproducible run to run; trial k run alone may differ.
             rng_state = np.random.get_state()
             try:
                 np.random.seed(seed)

@@ -109,6 +109,7 @@ class LiberoTaskSpec:
     instruction: str   # LIBERO's task.language
     problem_folder: str  # the LIBERO suite folder holding its BDDL and init-state files
     max_steps: int
+    suite: str = ""      # the suite name it was listed under (picks the default render mode)
 
 
 def language_from_name(bddl_name: str) -> str:
@@ -156,7 +157,14 @@ def suite_task_specs(suite: str) -> list[LiberoTaskSpec]:
     if suite == MINI_SUITE:
         keep = set(mini_tasks())
         names = tuple(n for n in names if n in keep)
-    return [LiberoTaskSpec(n, language_from_name(n), folder, MAX_STEPS[folder]) for n in names]
+    return [LiberoTaskSpec(n, language_from_name(n), folder, MAX_STEPS[folder], suite) for n in names]
+
+
+def default_render_mode(suite: str) -> str:
+    """"exact" (LIBERO's pixels: what policies trained on the published data expect) for the
+    four suites; "fast" for libero_goal_mini, whose dataset is rendered by this package with the
+    same settings as its evaluation. $ALPHABRAIN_LIBERO_RENDER overrides either (render.py)."""
+    return "fast" if suite == MINI_SUITE else "exact"
 
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
