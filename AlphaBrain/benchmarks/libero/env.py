@@ -150,6 +150,10 @@ def images_from_raw(raw_obs: dict) -> list[np.ndarray]:
     return [np.ascontiguousarray(raw_obs[f"{cam}_image"][::-1, ::-1]) for cam in CAMERAS]
 
 
+# Skip the frames robosuite renders during reset and the first wait steps (tests turn it off
+# to check that observations do not change).
+SKIP_SETTLING_FRAMES = True
+
 _LIVE: "weakref.WeakSet[LiberoEnv]" = weakref.WeakSet()
 _ATEXIT_REGISTERED = False
 
@@ -262,7 +266,7 @@ class LiberoEnv:
             raise ValueError(f"seed must be >= 0, got {seed}")
         state = self.init_states[seed % len(self.init_states)]
         rs = self._render_state
-        rs.skip_frames = True  # every frame until the last wait step is overwritten unseen
+        rs.skip_frames = SKIP_SETTLING_FRAMES  # every frame until the last wait step is overwritten unseen
         try:
             # LIBERO re-draws the fixtures' placement (cabinet, stove, rack: a few mm of jitter in
             # model body positions, which init states do not contain) from numpy's global RNG at
@@ -281,7 +285,7 @@ class LiberoEnv:
             raw_obs = self._libero.set_init_state(state)
             noop = np.asarray(NOOP_ACTION)
             for i in range(self.num_wait_steps):
-                rs.skip_frames = i < self.num_wait_steps - 1
+                rs.skip_frames = SKIP_SETTLING_FRAMES and i < self.num_wait_steps - 1
                 raw_obs, _, _, _ = self._libero.step(noop)
         finally:
             rs.skip_frames = False
