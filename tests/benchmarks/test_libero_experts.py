@@ -1,0 +1,235 @@
+"""libero_goal_mini: the scripted experts solve their tasks, and their demos read back as a LIBERO dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
+from AlphaBrain.utils.errors import DatasetError, UserError
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@pytest.fixture(scope="session")
+def libero_available() -> None:
+    """Skip (with the reason) when LIBERO cannot run here."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("robosuite")
+    pytest.importorskip("libero.libero")
+    from mujoco import gl_context
+
+    if gl_context.GLContext is None:
+        pytest.skip("no OpenGL backend for MuJoCo (set MUJOCO_GL=egl and install Mesa)")
+
+
+# ---------------------------------------------------------------------------- no simulator
+
+
+def test_mini_tasks_are_libero_goal_tasks_in_official_order():
+    from AlphaBrain.benchmarks.libero.experts import EXPERTS, MINI_TASKS, expert_strategies
+    from AlphaBrain.benchmarks.libero.tasks import LIBERO_TASKS
+
+    goal = list(LIBERO_TASKS["libero_goal"])
+    assert len(MINI_TASKS) >= 4
+    assert all(t in goal for t in MINI_TASKS)
+    assert [goal.index(t) for t in MINI_TASKS] == sorted(goal.index(t) for t in MINI_TASKS)
+    assert tuple(EXPERTS) == MINI_TASKS
+    assert all(expert_strategies()[t] for t in MINI_TASKS)
+
+
+def test_experts_import_no_simulator():
+    code = ("import sys; import AlphaBrain.benchmarks.libero.experts as e; "
+            "bad = [m for m in ('mujoco', 'robosuite', 'libero') if m in sys.modules]; "
+            "assert not bad, bad; print(len(e.MINI_TASKS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_unknown_task_lists_the_valid_ones():
+    from AlphaBrain.benchmarks.libero.experts import MINI_TASKS, make_expert
+
+    with pytest.raises(UserError) as err:
+        make_expert("open_the_top_drawer_and_put_the_bowl_inside")
+    assert all(t in str(err.value) for t in MINI_TASKS)
+    assert make_expert("put the bowl on the plate").task_name == "put_the_bowl_on_the_plate"  # instruction works
+
+
+class _FakeEnv:
+    """Just what an expert reads: raw_obs (poses) and raw_env.sim (fixture sites, geoms, bodies, joints)."""
+
+    class _Names:
+        def __init__(self, names):
+            self.names = list(names)
+
+        def __call__(self, name):
+            return self.names.index(name)
+
+    def __init__(self, eef, quat=(1.0, 0.0, 0.0, 0.0)):
+        sites = ["flat_stove_1_cook_region", "flat_stove_1_burner", "main_table_stove_front_region"]
+        model = type("M", (), {})()
+        model.site_name2id = self._Names(sites)
+        model.geom_name2id = self._Names(["flat_stove_1_g22"])
+        model.body_name2id = self._Names(["flat_stove_1_button"])
+        model.get_joint_qpos_addr = self._Names(["flat_stove_1_button"])
+        data = type("D", (), {})()
+        data.site_xpos = np.array([[-0.25, 0.2, 0.905], [-0.25, 0.2, 0.927], [-0.05, 0.21, 0.895]])
+        data.geom_xpos = np.array([[-0.368, 0.203, 0.92]])
+        data.body_xpos = np.array([[-0.404, 0.202, 0.905]])
+        data.qpos = np.array([0.0])
+        self.raw_env = type("E", (), {"sim": type("S", (), {"model": model, "data": data})()})()
+        self.raw_obs = {"robot0_eef_pos": np.asarray(eef, dtype=np.float64), "robot0_eef_quat": np.asarray(quat),
+                        "akita_black_bowl_1_pos": np.array([-0.08, 0.0, 0.898]),
+                        "plate_1_pos": np.array([0.05, -0.01, 0.902]),
+                        "cream_cheese_1_pos": np.array([-0.05, 0.13, 0.909])}
+
+
+def test_expert_actions_are_clipped_float32_and_seeded():
+    from AlphaBrain.benchmarks.libero.experts import MINI_TASKS, make_expert
+
+    for task in MINI_TASKS:
+        runs = []
+        for _ in range(2):
+            env = _FakeEnv([-0.2, 0.0, 1.18])
+            expert = make_expert(task, seed=7, noise=0.5)  # large noise: the clipping must hold
+            expert.reset(env)
+            actions = []
+            for _ in range(30):
+                a = expert.act(env)
+                actions.append(a)
+                env.raw_obs["robot0_eef_pos"] = env.raw_obs["robot0_eef_pos"] + 0.05 * a[:3] * 0.5
+            runs.append(np.stack(actions))
+        assert runs[0].dtype == np.float32 and runs[0].shape == (30, 7)
+        assert np.all(np.abs(runs[0]) <= 1.0)
+        assert np.all(np.isin(runs[0][:, 6], [-1.0, 1.0]))  # binary gripper, as in LIBERO's data
+        np.testing.assert_array_equal(runs[0], runs[1])  # same seed, same actions
+        other = make_expert(task, seed=8, noise=0.5)
+        other.reset(_FakeEnv([-0.2, 0.0, 1.18]))
+        assert not np.array_equal(other.act(_FakeEnv([-0.2, 0.0, 1.18])), runs[0][0])
+
+
+def test_expert_moves_towards_its_first_waypoint_pointing_down():
+    from AlphaBrain.benchmarks.libero.experts import make_expert
+
+    env = _FakeEnv([-0.2, 0.0, 1.18])
+    expert = make_expert("put_the_bowl_on_the_plate", seed=0, noise=0.0)
+    expert.reset(env)
+    a = expert.act(env)
+    assert a[0] > 0 and a[2] < 0 and a[6] == -1.0  # towards the bowl, down, gripper open
+    # yaw 90 degrees requested for the rim grasp: the rotation action turns about world z only
+    assert abs(a[3]) < 1e-6 and abs(a[4]) < 1e-6 and a[5] != 0
+
+
+def test_train_seeds_count_down_from_the_last_init_state_and_avoid_eval_seeds():
+    from AlphaBrain.benchmarks.libero.generate import SEED_CYCLES, train_env_seed
+
+    seeds = [train_env_seed(0, a, 50) for a in range(SEED_CYCLES * 50)]
+    assert [s % 50 for s in seeds[:3]] == [49, 48, 47] and seeds[50] % 50 == 49
+    assert len(set(seeds)) == len(seeds) and min(seeds) >= 1000  # evaluation trial k uses seed k
+    assert not set(seeds) & {train_env_seed(1, a, 50) for a in range(SEED_CYCLES * 50)}
+    with pytest.raises(UserError):
+        train_env_seed(1000, 0)
+
+
+def test_unknown_stream_lists_the_valid_ones(tmp_path):
+    from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset
+
+    with pytest.raises(UserError, match="libero_goal_mini"):
+        generate_stream_dataset("libero_goal_minii", tmp_path / "x")
+
+
+# ---------------------------------------------------------------------------- in the simulator
+
+EVAL_INIT_STATES = range(5)  # the first evaluation trials (trial k -> init state k)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("libero_available")
+@pytest.mark.parametrize("task_index", range(len(MINI_TASKS)), ids=MINI_TASKS)
+def test_expert_solves_its_task(task_index):
+    from AlphaBrain.benchmarks.libero.env import LiberoEnv
+    from AlphaBrain.benchmarks.libero.experts import make_expert
+    from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, suite_task_specs
+
+    specs = suite_task_specs(MINI_SUITE)
+    assert [s.bddl_name for s in specs] == list(MINI_TASKS)
+    spec = specs[task_index]
+    env = LiberoEnv(spec, image_size=(32, 32))
+    wins = []
+    try:
+        for k in EVAL_INIT_STATES:  # the states the policy is evaluated on; the demos use other ones
+            env.reset(k)
+            expert = make_expert(spec.bddl_name, seed=k)
+            expert.reset(env)
+            done = success = False
+            while not done:
+                _, success, done = env.step(expert.act(env))
+            wins.append(success)
+    finally:
+        env.close()
+    assert np.mean(wins) >= 0.8, f"{spec.bddl_name}: expert succeeded in {sum(wins)}/{len(wins)} init states"
+
+
+@pytest.fixture(scope="module")
+def mini_dataset(tmp_path_factory):
+    from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset
+
+    root = tmp_path_factory.mktemp("libero") / "mini"
+    logs: list[str] = []
+    out = generate_stream_dataset("libero_goal_mini", root, episodes_per_task=2, seed=1, image_size=(32, 32),
+                                  workers=1, progress=False, log=logs.append)
+    assert out == root and any("Wrote" in m for m in logs)
+    assert any("success" in m and "tries" in m for m in logs)  # the expert table is printed
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("libero_available")
+def test_mini_dataset_reads_back_as_a_libero_dataset(mini_dataset):
+    from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
+    from AlphaBrain.benchmarks.libero.generate import MARKER, TAIL_STEPS
+    from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, suite_task_specs
+    from AlphaBrain.dataloader import LeRobotSingleDataset
+    from AlphaBrain.dataloader.mixtures import LIBERO_EMBODIMENT, check_libero_features
+
+    check_libero_features(mini_dataset)  # the features of the common LeRobot LIBERO conversions
+    ds = LeRobotSingleDataset(mini_dataset, action_horizon=8)
+    specs = suite_task_specs(MINI_SUITE)
+    assert ds.embodiment == LIBERO_EMBODIMENT and ds.fps == 20 and ds.version == "v3.0"
+    assert ds.tasks == {k: s.instruction for k, s in enumerate(specs)}
+    assert len(ds.tasks) == len(MINI_TASKS)
+    assert ds.episode_task_map() == {k: [2 * k, 2 * k + 1] for k in range(len(specs))}
+    sample = ds[0]
+    assert [im.shape for im in sample["image"]] == [(32, 32, 3), (32, 32, 3)]
+    assert sample["image"][0].dtype == np.uint8
+    assert sample["state"].shape == (8,) and sample["action"].shape == (8, 7)
+    assert sample["lang"] == specs[0].instruction
+    state, action = ds.raw_arrays()
+    assert state.shape[1] == 8 and action.shape[1] == 7 and np.all(np.abs(action) <= 1.0)
+    for ep in ds.episodes:
+        assert TAIL_STEPS < ep.length <= specs[ep.task_index].max_steps
+    info = json.loads((mini_dataset / "meta" / "info.json").read_text())
+    summary = info[MARKER + "_summary"]
+    assert [s["task"] for s in summary] == list(MINI_TASKS)
+    assert all(s["attempts"] >= 2 and 0 < s["success_rate"] <= 1 for s in summary)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("libero_available")
+def test_mini_dataset_is_cached_and_other_parameters_are_refused(mini_dataset):
+    from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset
+
+    stamp = (mini_dataset / "meta" / "info.json").stat().st_mtime_ns
+    logs: list[str] = []
+    assert generate_stream_dataset("libero_goal_mini", mini_dataset, episodes_per_task=2, seed=1, image_size=32,
+                                   workers=1, progress=False, log=logs.append) == mini_dataset
+    assert any("Reusing" in m for m in logs)
+    assert (mini_dataset / "meta" / "info.json").stat().st_mtime_ns == stamp
+    with pytest.raises(DatasetError, match="episodes_per_task"):
+        generate_stream_dataset("libero_goal_mini", mini_dataset, episodes_per_task=3, seed=1, image_size=32,
+                                workers=1, progress=False, log=logs.append)
