@@ -1,4 +1,4 @@
-"""Fixtures of the benchmark tests: Meta-World envs need mujoco + metaworld and a headless GL backend."""
+"""Fixtures of the benchmark tests: simulators (Meta-World, LIBERO) need a headless GL backend."""
 
 from __future__ import annotations
 
@@ -18,3 +18,36 @@ def metaworld_available() -> None:
 
     if gl_context.GLContext is None:
         pytest.skip("no OpenGL backend for MuJoCo (set MUJOCO_GL=egl and install Mesa)")
+
+
+@pytest.fixture(scope="session")
+def libero_available() -> None:
+    """Skip (with the reason) when LIBERO cannot run here."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("robosuite")
+    pytest.importorskip("libero.libero")
+    from mujoco import gl_context
+
+    if gl_context.GLContext is None:
+        pytest.skip("no OpenGL backend for MuJoCo (set MUJOCO_GL=egl and install Mesa)")
+
+
+#: What the shared libero_goal_mini dataset is generated with (one episode per task, small frames: fast).
+MINI_ARGS = {"episodes_per_task": 1, "seed": 0, "image_size": 32}
+
+
+@pytest.fixture(scope="session")
+def libero_mini_data_dir(libero_available, tmp_path_factory):
+    """$ALPHABRAIN_DATA_DIR holding libero_goal_mini/, generated once per session with the user's command."""
+    import subprocess
+    import sys
+
+    data = tmp_path_factory.mktemp("libero_data")
+    env = {**os.environ, "ALPHABRAIN_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "AlphaBrain.benchmarks.libero.generate", "--stream", "libero_goal_mini",
+           "--episodes-per-task", str(MINI_ARGS["episodes_per_task"]), "--seed", str(MINI_ARGS["seed"]),
+           "--image-size", str(MINI_ARGS["image_size"]), "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "success" in proc.stderr + proc.stdout  # the expert table is printed
+    return data

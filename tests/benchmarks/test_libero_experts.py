@@ -13,19 +13,9 @@ import pytest
 from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
 from AlphaBrain.utils.errors import DatasetError, UserError
 
+from conftest import MINI_ARGS
+
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-@pytest.fixture(scope="session")
-def libero_available() -> None:
-    """Skip (with the reason) when LIBERO cannot run here."""
-    pytest.importorskip("mujoco")
-    pytest.importorskip("robosuite")
-    pytest.importorskip("libero.libero")
-    from mujoco import gl_context
-
-    if gl_context.GLContext is None:
-        pytest.skip("no OpenGL backend for MuJoCo (set MUJOCO_GL=egl and install Mesa)")
 
 
 # ---------------------------------------------------------------------------- no simulator
@@ -176,16 +166,8 @@ def test_expert_solves_its_task(task_index):
 
 
 @pytest.fixture(scope="module")
-def mini_dataset(tmp_path_factory):
-    from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset
-
-    root = tmp_path_factory.mktemp("libero") / "mini"
-    logs: list[str] = []
-    out = generate_stream_dataset("libero_goal_mini", root, episodes_per_task=2, seed=1, image_size=(32, 32),
-                                  workers=1, progress=False, log=logs.append)
-    assert out == root and any("Wrote" in m for m in logs)
-    assert any("success" in m and "tries" in m for m in logs)  # the expert table is printed
-    return root
+def mini_dataset(libero_mini_data_dir):
+    return libero_mini_data_dir / "libero_goal_mini"
 
 
 @pytest.mark.slow
@@ -203,9 +185,11 @@ def test_mini_dataset_reads_back_as_a_libero_dataset(mini_dataset):
     assert ds.embodiment == LIBERO_EMBODIMENT and ds.fps == 20 and ds.version == "v3.0"
     assert ds.tasks == {k: s.instruction for k, s in enumerate(specs)}
     assert len(ds.tasks) == len(MINI_TASKS)
-    assert ds.episode_task_map() == {k: [2 * k, 2 * k + 1] for k in range(len(specs))}
+    per_task = MINI_ARGS["episodes_per_task"]
+    assert ds.episode_task_map() == {k: list(range(per_task * k, per_task * (k + 1))) for k in range(len(specs))}
     sample = ds[0]
-    assert [im.shape for im in sample["image"]] == [(32, 32, 3), (32, 32, 3)]
+    size = MINI_ARGS["image_size"]
+    assert [im.shape for im in sample["image"]] == [(size, size, 3), (size, size, 3)]
     assert sample["image"][0].dtype == np.uint8
     assert sample["state"].shape == (8,) and sample["action"].shape == (8, 7)
     assert sample["lang"] == specs[0].instruction
@@ -216,7 +200,7 @@ def test_mini_dataset_reads_back_as_a_libero_dataset(mini_dataset):
     info = json.loads((mini_dataset / "meta" / "info.json").read_text())
     summary = info[MARKER + "_summary"]
     assert [s["task"] for s in summary] == list(MINI_TASKS)
-    assert all(s["attempts"] >= 2 and 0 < s["success_rate"] <= 1 for s in summary)
+    assert all(s["attempts"] >= MINI_ARGS["episodes_per_task"] and 0 < s["success_rate"] <= 1 for s in summary)
 
 
 @pytest.mark.slow
@@ -226,10 +210,10 @@ def test_mini_dataset_is_cached_and_other_parameters_are_refused(mini_dataset):
 
     stamp = (mini_dataset / "meta" / "info.json").stat().st_mtime_ns
     logs: list[str] = []
-    assert generate_stream_dataset("libero_goal_mini", mini_dataset, episodes_per_task=2, seed=1, image_size=32,
-                                   workers=1, progress=False, log=logs.append) == mini_dataset
+    assert generate_stream_dataset("libero_goal_mini", mini_dataset, **MINI_ARGS, workers=1, progress=False,
+                                   log=logs.append) == mini_dataset
     assert any("Reusing" in m for m in logs)
     assert (mini_dataset / "meta" / "info.json").stat().st_mtime_ns == stamp
     with pytest.raises(DatasetError, match="episodes_per_task"):
-        generate_stream_dataset("libero_goal_mini", mini_dataset, episodes_per_task=3, seed=1, image_size=32,
-                                workers=1, progress=False, log=logs.append)
+        generate_stream_dataset("libero_goal_mini", mini_dataset, **{**MINI_ARGS, "episodes_per_task": 3}, workers=1,
+                                progress=False, log=logs.append)

@@ -27,12 +27,11 @@ def _run(cmd: list[str], env: dict, timeout: int = 1200) -> subprocess.Completed
     return proc
 
 
-def test_generate_train_evaluate_writes_the_matrix(tmp_path):
-    env = {**os.environ, "ALPHABRAIN_DATA_DIR": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
+def test_generate_train_evaluate_writes_the_matrix(libero_mini_data_dir, tmp_path):
+    # libero_mini_data_dir: the demos, generated with `python -m AlphaBrain.benchmarks.libero.generate` (conftest).
+    env = {**os.environ, "ALPHABRAIN_DATA_DIR": str(libero_mini_data_dir), "OMP_NUM_THREADS": "1",
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "ALPHABRAIN_PYTHON": sys.executable}
-    _run([sys.executable, "-m", "AlphaBrain.benchmarks.libero.generate", "--stream", "libero_goal_mini",
-          "--episodes-per-task", "1", "--image-size", "64", "--no-progress"], env)
-    dataset = tmp_path / "data" / "libero_goal_mini"
+    dataset = libero_mini_data_dir / "libero_goal_mini"
     info = json.loads((dataset / "meta" / "info.json").read_text())
     assert {"observation.images.image", "observation.images.wrist_image", "observation.state", "action"} <= set(info["features"])
 
