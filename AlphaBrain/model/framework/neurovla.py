@@ -164,8 +164,7 @@ class NeuroVLA(VLMPolicy):
         block = cls.framework_block(cfg)
         # Validate the small blocks before building a multi-GB backbone, so a typo fails in a second.
         qformer = QFormerConfig.from_block(block.get("qformer"))
-        action_model = SpikingActionModelConfig.from_block(cls.head_block(block, data_spec))
-        cls.check_action_horizon(action_model.action_horizon, data_spec)
+        action_model = cls.head_config(block, data_spec, SpikingActionModelConfig)
         return cls(data_spec, cls.build_backbone(block), qformer=qformer, action_model=action_model)
 
     # ---- computation ------------------------------------------------------------------------------

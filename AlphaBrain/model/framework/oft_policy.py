@@ -80,9 +80,7 @@ class OFTPolicy(VLMPolicy):
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "OFTPolicy":
         block = cls.framework_block(cfg)
-        # Check the cheap head block before loading (possibly) billions of backbone weights.
-        head = OFTActionModelConfig.from_block(cls.head_block(block, data_spec))
-        cls.check_action_horizon(head.action_horizon, data_spec)
+        head = cls.head_config(block, data_spec, OFTActionModelConfig)
         return cls(data_spec, cls.build_backbone(block), head)
 
     # ---- computation -----------------------------------------------------------------------------

@@ -50,9 +50,7 @@ class QwenGR00T(VLMPolicy):
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "QwenGR00T":
         block = cls.framework_block(cfg)
-        # The head is validated first: it is cheap, while the backbone may load gigabytes.
-        head = FlowMatchingConfig.from_block(cls.head_block(block, data_spec))
-        cls.check_action_horizon(head.action_horizon, data_spec)
+        head = cls.head_config(block, data_spec, FlowMatchingConfig)
         return cls(data_spec, cls.build_backbone(block), head)
 
     # ---- the contract ------------------------------------------------------------------------------

@@ -13,15 +13,17 @@ LoRA wraps `self.vlm.hf_model`; every other child stays fully trainable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model.backbones.base import VLMBackbone, VLMFeatures
 from AlphaBrain.model.framework.base import BaseVLAPolicy, PolicyBatch
-from AlphaBrain.model.framework.config import to_plain
+from AlphaBrain.model.framework.config import BlockConfig, to_plain
 from AlphaBrain.utils.errors import ConfigError, did_you_mean
+
+T = TypeVar("T", bound=BlockConfig)
 
 
 class VLMPolicy(BaseVLAPolicy):
@@ -57,12 +59,16 @@ class VLMPolicy(BaseVLAPolicy):
     def build_backbone(cls, block: Mapping[str, Any]) -> VLMBackbone:
         return cls.backbone_cls.from_block(block.get(cls.backbone_cls.block_key))
 
-    @staticmethod
-    def head_block(block: Mapping[str, Any], data_spec: DataSpec) -> dict[str, Any]:
-        """`framework.action_model`, with action_horizon defaulted to the dataset's chunk length."""
+    @classmethod
+    def head_config(cls, block: Mapping[str, Any], data_spec: DataSpec, config_cls: type[T]) -> T:
+        """`framework.action_model` parsed as `config_cls` (action_horizon defaults to the dataset's chunk
+        length) and checked against the data: done before the backbone is built, so a typo in the head
+        block fails in a second rather than after loading gigabytes of weights."""
         head = dict(to_plain(block.get("action_model")) or {})
         head.setdefault("action_horizon", data_spec.action_horizon)
-        return head
+        config = config_cls.from_block(head)
+        cls.check_action_horizon(config.action_horizon, data_spec)
+        return config
 
     # ---- computation -----------------------------------------------------------------------------
 
