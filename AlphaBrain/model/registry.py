@@ -1,20 +1,25 @@
-"""The one registry of VLA frameworks, and `build_framework`.
+"""The one registry of VLA frameworks (the `framework.name` of a run config), and `build_framework`.
 
-A framework registers itself with a decorator in its own module:
+The built-in policies (`AlphaBrain/model/policies/`) do not import this module;
+it names them:
 
-    @register_framework("QwenGR00T", aliases=("qwengr00t",))
-    class QwenGR00T(BaseVLAPolicy):
+* TinyVLA is light and registered here when `AlphaBrain.model` is imported;
+* the large policies import heavy libraries (transformers), so their packages
+  are *not* imported with `AlphaBrain.model`: `_LAZY_FRAMEWORKS` maps each
+  name to the package that defines the class of that name, which
+  `build_framework` imports (and registers) only when that name is asked for.
+
+Names and aliases match case-insensitively ("TinyVLA", "tinyvla", "tiny").
+Code outside the package may register its own policy class with the decorator:
+
+    @register_framework("PooledVLA", aliases=("pooled",))
+    class PooledVLA(BaseVLAPolicy):
         @classmethod
         def from_config(cls, cfg, data_spec): ...
 
-Names and aliases match case-insensitively ("TinyVLA", "tinyvla", "tiny").
-
-The large frameworks import heavy libraries (transformers, peft), so their
-modules are *not* imported with `AlphaBrain.model`: `_LAZY_FRAMEWORKS` maps
-each name to its module, which `build_framework` imports only when that name
-is asked for. Dropping in a new large framework = writing its module with the
-decorator and adding one line to `_LAZY_FRAMEWORKS` (and its aliases to
-`_LAZY_ALIASES`).
+A lazily imported module may also register its class that way. Dropping in a new
+large built-in policy = writing its folder under `policies/` and adding one line to
+`_LAZY_FRAMEWORKS` (and its aliases to `_LAZY_ALIASES`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
+from AlphaBrain.model.policies import BaseVLAPolicy, TinyVLA
 from AlphaBrain.utils.errors import ConfigError, UserError, unknown_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from AlphaBrain.dataloader.spec import DataSpec
-    from AlphaBrain.model.framework.base import BaseVLAPolicy
 
 #: canonical name -> framework class (only frameworks whose module has been imported).
 FRAMEWORK_REGISTRY: dict[str, type] = {}
@@ -34,13 +39,14 @@ FRAMEWORK_REGISTRY: dict[str, type] = {}
 #: lowercased name or alias -> canonical name.
 _ALIASES: dict[str, str] = {}
 
-#: canonical name -> module that registers it when imported (heavy dependencies, imported on demand).
+#: canonical name -> module that defines (or registers) the class of that name; heavy, imported on demand.
 _LAZY_FRAMEWORKS: dict[str, str] = {
-    "QwenGR00T": "AlphaBrain.model.framework.qwengr00t",
-    "NeuroVLA": "AlphaBrain.model.framework.neurovla",
-    "LlamaOFT": "AlphaBrain.model.framework.llamaoft",
-    "PaliGemmaOFT": "AlphaBrain.model.framework.paligemma_oft",
+    "QwenGR00T": "AlphaBrain.model.policies.qwengr00t",
+    "NeuroVLA": "AlphaBrain.model.policies.neurovla",
+    "LlamaOFT": "AlphaBrain.model.policies.llamaoft",
+    "PaliGemmaOFT": "AlphaBrain.model.policies.paligemma_oft",
 }
+#: lowercased alias -> canonical name of a lazily imported framework.
 _LAZY_ALIASES: dict[str, str] = {"paligemma": "PaliGemmaOFT"}
 
 C = TypeVar("C", bound=type)
@@ -50,8 +56,6 @@ def register_framework(name: str, aliases: Iterable[str] = ()) -> Callable[[C], 
     """Class decorator: make `cls` buildable as `framework.name: <name>` (or any alias)."""
 
     def decorator(cls: C) -> C:
-        from AlphaBrain.model.framework.base import BaseVLAPolicy
-
         if not (isinstance(cls, type) and issubclass(cls, BaseVLAPolicy)):
             raise TypeError(f"@register_framework({name!r}) must decorate a BaseVLAPolicy subclass, got {cls!r}")
         for key in (name, *aliases):
@@ -96,7 +100,7 @@ def get_framework_class(name: str) -> type["BaseVLAPolicy"]:
     if canonical not in FRAMEWORK_REGISTRY:
         module = _LAZY_FRAMEWORKS[canonical]
         try:
-            importlib.import_module(module)
+            loaded = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name and module.startswith(exc.name):
                 raise UserError(
@@ -107,8 +111,11 @@ def get_framework_class(name: str) -> type["BaseVLAPolicy"]:
                 f'Framework "{canonical}" needs the Python package "{exc.name}", which is not installed; '
                 f"install it or pick another framework.name."
             ) from exc
+        if canonical not in FRAMEWORK_REGISTRY and isinstance(getattr(loaded, canonical, None), type):
+            aliases = [alias for alias, name in _LAZY_ALIASES.items() if name == canonical]
+            register_framework(canonical, aliases)(getattr(loaded, canonical))
         if canonical not in FRAMEWORK_REGISTRY:
-            raise RuntimeError(f"importing {module} did not register framework {canonical!r}")
+            raise RuntimeError(f"importing {module} did not define or register framework {canonical!r}")
     return FRAMEWORK_REGISTRY[canonical]
 
 
@@ -130,3 +137,7 @@ def build_framework(cfg: Any, data_spec: "DataSpec") -> "BaseVLAPolicy":
         raise ConfigError(f'framework.name is not set; expected one of {", ".join(known_frameworks())}.')
     cls = get_framework_class(str(name))
     return cls.from_config(cfg, data_spec)
+
+
+# Light built-in policies, registered with the package (the contract tests run on each of them).
+register_framework("TinyVLA", aliases=("tiny",))(TinyVLA)

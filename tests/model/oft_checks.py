@@ -108,7 +108,7 @@ def check_bf16_hidden_states() -> None:
 
 
 def check_overlays(case: Case, backbone_config_cls) -> None:
-    from AlphaBrain.model.framework.oft_policy import OFTActionModelConfig
+    from AlphaBrain.model.policies.common.configuration_oft import OFTActionModelConfig
 
     tiny_cfg = compose_config([CONFIG_ROOT / "models" / f"{case.overlay}_tiny.yaml"])
     spec = DataSpec(state_dim=8, action_dim=7, action_horizon=int(tiny_cfg.framework.action_model.action_horizon),

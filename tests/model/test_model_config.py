@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from AlphaBrain.model import build_framework
-from AlphaBrain.model.framework import TinyActionModelConfig, TinyVLAConfig
+from AlphaBrain.model.policies.tiny_vla import TinyActionModelConfig, TinyVLAConfig
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 

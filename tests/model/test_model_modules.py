@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from AlphaBrain.model.framework.base import collate_examples, masked_chunk_loss
+from AlphaBrain.model.core import collate_examples, masked_chunk_loss
 from AlphaBrain.model.modules.augment import random_shift
 from AlphaBrain.model.modules.language import hashed_tokens, words
 

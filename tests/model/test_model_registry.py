@@ -18,7 +18,7 @@ from AlphaBrain.model import (
     resolve_framework_name,
 )
 from AlphaBrain.model import registry
-from AlphaBrain.model.framework import TinyActionModelConfig, TinyVLAConfig
+from AlphaBrain.model.policies.tiny_vla import TinyActionModelConfig, TinyVLAConfig
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 TINY_YAML = Path(__file__).resolve().parents[2] / "configs/continual_learning/models/tiny.yaml"
@@ -48,7 +48,7 @@ def test_large_frameworks_are_known_by_name(spec):
 
 
 def test_lazy_framework_whose_module_is_missing(spec, monkeypatch):
-    monkeypatch.setitem(registry._LAZY_FRAMEWORKS, "FakeBigVLA", "AlphaBrain.model.framework._no_such_module")
+    monkeypatch.setitem(registry._LAZY_FRAMEWORKS, "FakeBigVLA", "AlphaBrain.model.policies._no_such_module")
     with pytest.raises(UserError, match=r'Framework "FakeBigVLA" is not part of this installation.*TinyVLA'):
         build_framework({"framework": {"name": "fakebigvla"}}, spec)
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from AlphaBrain.config.loader import compose_config
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model import build_framework
-from AlphaBrain.model.framework.neurovla import NeuroVLA
+from AlphaBrain.model.policies.neurovla import NeuroVLA
 from AlphaBrain.model.modules.qformer import QFormer
 from AlphaBrain.model.synthetic import synthetic_examples
 from AlphaBrain.utils.errors import ConfigError, UserError

@@ -10,7 +10,7 @@ from AlphaBrain.config.loader import CONFIG_ROOT, compose_config
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model import build_framework
 from AlphaBrain.model.backbones.qwen2_5_vl import QwenVLBackbone, QwenVLConfig, qwen_patchify
-from AlphaBrain.model.framework.qwengr00t import QwenGR00T
+from AlphaBrain.model.policies.qwengr00t import QwenGR00T
 from AlphaBrain.model.modules.flow_matching_head import FlowMatchingConfig
 from AlphaBrain.model.synthetic import synthetic_examples
 from AlphaBrain.utils.errors import ConfigError, UserError

@@ -1,4 +1,4 @@
-"""The contract between a VLM backbone and the action heads of the large frameworks.
+"""The contract between a VLM backbone and the action heads of the large policies.
 
     images [B, cams, 3, H, W] float in [0, 1]  +  instructions list[str]
         --VLMBackbone-->  VLMFeatures(hidden [B, L, D], mask [B, L] bool)
@@ -15,7 +15,7 @@ How a backbone is built is chosen by its config block (`VLMConfig`):
                        (tests, benchmarks, parameter counts on the meta device)
     size: full | tiny  the published architecture, or a few-hundred-thousand-parameter one for CPU tests
 
-LoRA (AlphaBrain/training/trainer_utils/peft) adapts the backbone's
+LoRA (AlphaBrain/model/lora.py) adapts the backbone's
 `hf_model`; the heads stay fully trainable.
 """
 
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from AlphaBrain.model.framework.config import BlockConfig
+from AlphaBrain.model.core.config import BlockConfig
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 PRETRAINED_ENV = "PRETRAINED_MODELS_DIR"
@@ -74,13 +74,11 @@ class VLMConfig(BlockConfig):
         self.check_bool("gradient_checkpointing")
         self.check_choice("dtype", DTYPES)
         self.check_int("max_text_tokens", 4, 4096)
-        if not isinstance(self.base_vlm, str):
-            raise ConfigError(f"{self._where('base_vlm')} = {self.base_vlm!r} must be a directory name.")
-        if self.init == "pretrained" and self.size != "full":
-            raise ConfigError(
-                f"{self._where('size')} = {self.size!r} needs {self._where('init')} = random: "
-                "pretrained weights exist only for the full-size architecture."
-            )
+        self.require(isinstance(self.base_vlm, str), "base_vlm", "must be a directory name.")
+        self.require(
+            self.init != "pretrained" or self.size == "full", "size",
+            f"needs {self._where('init')} = random: pretrained weights exist only for the full-size architecture.",
+        )
         if self.init == "pretrained" and not self.base_vlm:
             raise ConfigError(f"{self._where('base_vlm')} is empty; name the model directory under ${PRETRAINED_ENV}.")
 
@@ -129,13 +127,15 @@ def enable_activation_checkpointing(hf_model: nn.Module) -> None:
 class VLMBackbone(nn.Module, abc.ABC):
     """A Hugging Face VLM that turns (images, instructions) into last hidden states.
 
-    Subclasses set `hf_model` (the transformers module: the LoRA target and what
-    a checkpoint stores), `hidden_size`, `image_size`, and implement `from_block`
-    and `forward`.
+    Subclasses set `block_key`, `config_cls`, `hf_model` (the transformers module:
+    the LoRA target and what a checkpoint stores), `hidden_size`, `image_size`,
+    and implement `forward`.
     """
 
     #: the framework YAML key of this backbone's block, e.g. "qwenvl".
     block_key: ClassVar[str] = ""
+    #: the dataclass of that block.
+    config_cls: ClassVar[type[VLMConfig]] = VLMConfig
     hf_model: nn.Module
     hidden_size: int
     image_size: tuple[int, int]  # (H, W) every camera frame is resized to before preprocessing
@@ -145,9 +145,9 @@ class VLMBackbone(nn.Module, abc.ABC):
         self.config = config
 
     @classmethod
-    @abc.abstractmethod
     def from_block(cls, block: Any) -> "VLMBackbone":
         """Build from the framework's backbone block (a mapping, or None for the defaults)."""
+        return cls(cls.config_cls.from_block(block))
 
     @abc.abstractmethod
     def forward(self, images: torch.Tensor, lang: list[str]) -> VLMFeatures:

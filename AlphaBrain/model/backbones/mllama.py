@@ -26,14 +26,14 @@ The `framework.mllama` block (`MllamaConfig`) adds nothing to the common keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from transformers import MllamaConfig as HFMllamaConfig
 from transformers import MllamaForConditionalGeneration
 
-from AlphaBrain.model.backbones.base import VLMBackbone, VLMConfig, VLMFeatures
-from AlphaBrain.model.backbones.prompt import ByteTokenizer, HFTokenizer, build_hf_model, pack_prompts, read_image_stats
+from AlphaBrain.model.backbones.base import VLMConfig, VLMFeatures
+from AlphaBrain.model.backbones.prompt import ByteTokenizer, HFTokenizer, PromptBackbone, build_hf_model, read_image_stats
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 # Published Llama-3.2-11B-Vision(-Instruct) preprocessing: CLIP statistics, 560x560 tiles, up to 4 tiles.
@@ -130,10 +130,11 @@ class MllamaConfig(VLMConfig):
             )
 
 
-class MllamaBackbone(VLMBackbone):
+class MllamaBackbone(PromptBackbone):
     """Llama-3.2-Vision: (images, instructions[, query embeddings]) -> last hidden states."""
 
     block_key: ClassVar[str] = "mllama"
+    config_cls: ClassVar[type[VLMConfig]] = MllamaConfig
 
     def __init__(self, config: MllamaConfig) -> None:
         super().__init__(config)
@@ -169,23 +170,14 @@ class MllamaBackbone(VLMBackbone):
         self._head = [tok.special("<|begin_of_text|>")] + header + tok.encode("user") + end_header
         self._tail = [tok.special("<|eot_id|>")] + header + tok.encode("assistant") + end_header
 
-    @classmethod
-    def from_block(cls, block: Any) -> "MllamaBackbone":
-        return cls(MllamaConfig.from_block(block))
-
     def prompt_ids(self, instruction: str, num_cameras: int) -> list[int]:
         text = self.tokenizer.encode(PROMPT.format(instruction))[: self.config.max_text_tokens]
         return self._head + [self.image_id] * num_cameras + text + self._tail
 
     def forward(self, images: torch.Tensor, lang: list[str], query_embeds: torch.Tensor | None = None) -> VLMFeatures:
-        """images [B, cams, 3, S, S] in [0, 1]; `query_embeds` [B, Q, D] are appended after the (padded) prompt
-        and their hidden states are the last Q positions of the result."""
+        """images [B, cams, 3, S, S] in [0, 1]; each camera is one `<|image|>` token, read by cross-attention."""
         batch, cams = images.shape[:2]
-        inner = self.hf_model.model  # the LM head is never used
-        prompts = [self.prompt_ids(text, cams) for text in lang]
-        _, embeds, mask, positions = pack_prompts(
-            prompts, inner.get_input_embeddings(), query_embeds, pad_id=self.pad_id, device=images.device
-        )
+        inner, embeds, mask, positions = self.embed_prompts(images, lang, query_embeds)
         pixels, ratio_ids, ratio_mask = self.pixels(images)
         # Every real token from the first <|image|> on sees the real tile of every camera; padding sees none.
         first_image = len(self._head)

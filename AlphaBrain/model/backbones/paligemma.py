@@ -20,14 +20,14 @@ The `framework.paligemma` block (`PaliGemmaConfig`) adds nothing to the common k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from transformers import PaliGemmaConfig as HFPaliGemmaConfig
 from transformers import PaliGemmaForConditionalGeneration
 
-from AlphaBrain.model.backbones.base import VLMBackbone, VLMConfig, VLMFeatures
-from AlphaBrain.model.backbones.prompt import ByteTokenizer, HFTokenizer, build_hf_model, pack_prompts, read_image_stats
+from AlphaBrain.model.backbones.base import VLMConfig, VLMFeatures
+from AlphaBrain.model.backbones.prompt import ByteTokenizer, HFTokenizer, PromptBackbone, build_hf_model, read_image_stats
 from AlphaBrain.utils.errors import UserError
 
 # Published SigLIP preprocessing of paligemma-3b-pt-224: bicubic resize to 224, then (x - 0.5) / 0.5.
@@ -105,10 +105,11 @@ class PaliGemmaConfig(VLMConfig):
     base_vlm: str = "paligemma-3b-pt-224"
 
 
-class PaliGemmaBackbone(VLMBackbone):
+class PaliGemmaBackbone(PromptBackbone):
     """PaliGemma: (images, instructions[, query embeddings]) -> last hidden states."""
 
     block_key: ClassVar[str] = "paligemma"
+    config_cls: ClassVar[type[VLMConfig]] = PaliGemmaConfig
 
     def __init__(self, config: PaliGemmaConfig) -> None:
         super().__init__(config)
@@ -131,23 +132,14 @@ class PaliGemmaBackbone(VLMBackbone):
         self.bos_id = self.tokenizer.special("<bos>")
         self._newline = self.tokenizer.encode("\n")
 
-    @classmethod
-    def from_block(cls, block: Any) -> "PaliGemmaBackbone":
-        return cls(PaliGemmaConfig.from_block(block))
-
     def prompt_ids(self, instruction: str, num_cameras: int) -> list[int]:
         text = self.tokenizer.encode(instruction)[: self.config.max_text_tokens]
         return [self.image_id] * (self.tokens_per_image * num_cameras) + [self.bos_id] + text + self._newline
 
     def forward(self, images: torch.Tensor, lang: list[str], query_embeds: torch.Tensor | None = None) -> VLMFeatures:
-        """images [B, cams, 3, S, S] in [0, 1]; `query_embeds` [B, Q, D] are appended after the (padded) prompt
-        and their hidden states are the last Q positions of the result."""
+        """images [B, cams, 3, S, S] in [0, 1]; each camera is a block of image tokens leading the prompt."""
         batch, cams = images.shape[:2]
-        inner = self.hf_model.model  # the LM head is never used
-        prompts = [self.prompt_ids(text, cams) for text in lang]
-        _, embeds, mask, positions = pack_prompts(
-            prompts, inner.get_input_embeddings(), query_embeds, pad_id=self.pad_id, device=images.device
-        )
+        inner, embeds, mask, positions = self.embed_prompts(images, lang, query_embeds)
         pixels = self.pixels(images.flatten(0, 1)).to(embeds.dtype)
         features = inner.get_image_features(pixels).pooler_output  # [B * cams, tokens, D], projected
         n_image = cams * self.tokens_per_image

@@ -1,7 +1,7 @@
 """Prompt assembly shared by the decoder VLM backbones (Llama-3.2-Vision, PaliGemma).
 
-A backbone turns each sample into a list of token ids (its own layout: image
-placeholders, chat headers, the instruction). This module
+A backbone (`PromptBackbone`) turns each sample into a list of token ids (its
+own layout: image placeholders, chat headers, the instruction). This module
 
 * tokenizes offline: `ByteTokenizer` for the tiny random builds (ids fixed by
   the code, the same in every process, so a checkpoint never depends on a
@@ -20,6 +20,7 @@ row is empty (an all-masked row gives NaN in SDPA).
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from AlphaBrain.model.backbones.base import VLMConfig, enable_activation_checkpointing, pretrained_dir
+from AlphaBrain.model.backbones.base import VLMBackbone, VLMConfig, enable_activation_checkpointing, pretrained_dir
 from AlphaBrain.utils.errors import UserError
 
 
@@ -149,3 +150,29 @@ def read_image_stats(
         conf = json.loads((path / "preprocessor_config.json").read_text())
         return list(conf.get("image_mean", default_mean)), list(conf.get("image_std", default_std))
     return list(default_mean), list(default_std)
+
+
+class PromptBackbone(VLMBackbone):
+    """A decoder VLM fed one token-id prompt per sample, with optional action queries after the padding.
+
+    Subclasses set `pad_id` and implement `prompt_ids` and `forward`, which takes
+    `query_embeds` [B, Q, D]: learned queries appended after the (padded) prompt,
+    whose hidden states are the last Q positions of the result.
+    """
+
+    pad_id: int
+
+    @abc.abstractmethod
+    def prompt_ids(self, instruction: str, num_cameras: int) -> list[int]:
+        """The token ids of one sample's prompt (image placeholders included)."""
+
+    def embed_prompts(
+        self, images: torch.Tensor, lang: Sequence[str], query_embeds: torch.Tensor | None
+    ) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inner model, inputs_embeds [B, P+Q, D], attention mask [B, P+Q], position ids [B, P+Q]) of a batch."""
+        inner = self.hf_model.model  # the LM head is never used
+        prompts = [self.prompt_ids(text, images.shape[1]) for text in lang]
+        _, embeds, mask, positions = pack_prompts(
+            prompts, inner.get_input_embeddings(), query_embeds, pad_id=self.pad_id, device=images.device
+        )
+        return inner, embeds, mask, positions

@@ -112,13 +112,11 @@ class QwenVLConfig(VLMConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_int("image_size", 56, 980)
-        if self.image_size % 28:
-            raise ConfigError(
-                f"{self._where('image_size')} = {self.image_size} must be a multiple of 28 "
-                "(14-pixel patches merged 2x2), e.g. 56, 112, 224, 448."
-            )
-        if not isinstance(self.system_prompt, str):
-            raise ConfigError(f"{self._where('system_prompt')} = {self.system_prompt!r} must be a string (\"\" = none).")
+        self.require(
+            self.image_size % 28 == 0, "image_size",
+            "must be a multiple of 28 (14-pixel patches merged 2x2), e.g. 56, 112, 224, 448.",
+        )
+        self.require(isinstance(self.system_prompt, str), "system_prompt", 'must be a string ("" = none).')
 
 
 # ---- tokenizer ---------------------------------------------------------------------------------------
@@ -214,6 +212,7 @@ class QwenVLBackbone(VLMBackbone):
     """Qwen2.5-VL (`Qwen2_5_VLForConditionalGeneration`) -> last hidden states [B, L, D] and mask [B, L]."""
 
     block_key: ClassVar[str] = "qwenvl"
+    config_cls: ClassVar[type[VLMConfig]] = QwenVLConfig
 
     def __init__(self, config: QwenVLConfig) -> None:
         super().__init__(config)
@@ -273,10 +272,6 @@ class QwenVLBackbone(VLMBackbone):
             enable_activation_checkpointing(self.hf_model)
         self._text_cache: dict[str, list[int]] = {}
         self._build_prompt_pieces()
-
-    @classmethod
-    def from_block(cls, block: Any) -> "QwenVLBackbone":
-        return cls(QwenVLConfig.from_block(block))
 
     # ---- prompt --------------------------------------------------------------------------------------
 

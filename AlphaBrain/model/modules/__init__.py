@@ -1,1 +1,4 @@
-"""Small building blocks shared by frameworks: image encoders, text encoders, action heads, augmentation."""
+"""Small building blocks shared by policies: image and text encoders, attention, action heads, augmentation.
+
+Modules build on `AlphaBrain.model.core` only (never on `policies`).
+"""

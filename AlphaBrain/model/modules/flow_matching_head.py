@@ -33,23 +33,21 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from AlphaBrain.model.framework.base import masked_chunk_loss
-from AlphaBrain.model.framework.config import BlockConfig
-from AlphaBrain.utils.errors import ConfigError
+from AlphaBrain.model.core.config import ActionModelConfig
+from AlphaBrain.model.core.losses import masked_chunk_loss
+from AlphaBrain.model.modules.attention import Attention
 
 
 @dataclass
-class FlowMatchingConfig(BlockConfig):
+class FlowMatchingConfig(ActionModelConfig):
     """`framework.action_model` of a flow-matching framework (defaults: the real-size head, ~0.15 B)."""
-
-    yaml_path: ClassVar[str] = "framework.action_model"
 
     action_horizon: int = 16
     hidden_size: int = 768  # DiT width (GR00T's DiT-B: 12 heads x 64)
@@ -67,15 +65,14 @@ class FlowMatchingConfig(BlockConfig):
     timestep_scale: float = 1000.0  # t in [0, 1] is scaled before the sinusoidal embedding (DDPM-like range)
 
     def __post_init__(self) -> None:
-        self.check_int("action_horizon", 1, 256)
+        super().__post_init__()
         self.check_int("hidden_size", 8, 8192)
         self.check_int("num_layers", 1, 64)
         self.check_int("num_heads", 1, 128)
-        if self.hidden_size % self.num_heads:
-            raise ConfigError(
-                f"{self._where('hidden_size')} = {self.hidden_size} is not divisible by "
-                f"{self._where('num_heads')} = {self.num_heads}."
-            )
+        self.require(
+            self.hidden_size % self.num_heads == 0, "hidden_size",
+            f"is not divisible by {self._where('num_heads')} = {self.num_heads}.",
+        )
         self.check_float("mlp_ratio", 0.5, 16.0)
         self.check_int("state_hidden_size", 4, 8192)
         self.check_bool("interleave_self_attention")
@@ -120,31 +117,6 @@ def timestep_features(t: torch.Tensor, dim: int, scale: float) -> torch.Tensor:
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
-class _Attention(nn.Module):
-    """Multi-head attention; keys/values may come from another sequence and be shared by `repeats` queries."""
-
-    def __init__(self, dim: int, heads: int, kv_dim: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(kv_dim, 2 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor | None = None, repeats: int = 1) -> torch.Tensor:
-        n, lq, d = x.shape
-        k, v = self.kv(ctx).chunk(2, dim=-1)  # projected once per context, then shared
-        if repeats > 1:
-            k, v = k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)
-            ctx_mask = ctx_mask.repeat_interleave(repeats, 0) if ctx_mask is not None else None
-        split = lambda y: y.view(n, -1, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
-        mask = ctx_mask[:, None, None, :] if ctx_mask is not None else None  # True = attend
-        y = F.scaled_dot_product_attention(
-            split(self.q(x)), split(k), split(v), attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(n, lq, d))
-
-
 class _DiTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, vlm_dim: int, mlp_ratio: float, dropout: float, mode: str) -> None:
         super().__init__()
@@ -155,10 +127,10 @@ class _DiTBlock(nn.Module):
         self.ada = nn.Linear(dim, 2 * dim)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
-        self.attn = _Attention(dim, heads, vlm_dim if mode == "cross" else dim, dropout)
+        self.attn = Attention(dim, heads, vlm_dim if mode == "cross" else dim, dropout)
         if mode == "both":
             self.norm_cross = nn.LayerNorm(dim)
-            self.cross = _Attention(dim, heads, vlm_dim, dropout)
+            self.cross = Attention(dim, heads, vlm_dim, dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, dim))

@@ -22,45 +22,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-class _Attention(nn.Module):
-    """Multi-head attention on F.scaled_dot_product_attention (fused kernel, boolean key mask)."""
-
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # [B, N, dim] -> [B, heads, N, dim/heads]
-        b, n, d = x.shape
-        return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        k, v = self.kv(context).chunk(2, dim=-1)
-        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # True = may attend
-        y = F.scaled_dot_product_attention(
-            self._heads(self.q(x)),
-            self._heads(k),
-            self._heads(v),
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        return self.out(y.transpose(1, 2).flatten(2))
+from AlphaBrain.model.modules.attention import Attention
 
 
 class QFormerBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
         self.norm_self = nn.LayerNorm(dim)
-        self.self_attn = _Attention(dim, num_heads, dropout)
+        self.self_attn = Attention(dim, num_heads, dropout=dropout)
         self.norm_cross = nn.LayerNorm(dim)
         self.norm_memory = nn.LayerNorm(dim)
-        self.cross_attn = _Attention(dim, num_heads, dropout)
+        self.cross_attn = Attention(dim, num_heads, dropout=dropout)
         self.norm_mlp = nn.LayerNorm(dim)
         hidden = int(round(dim * mlp_ratio))
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))

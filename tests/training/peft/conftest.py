@@ -14,8 +14,8 @@ import torch.nn as nn
 
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model.backbones.qwen2_5_vl import QwenVLBackbone
-from AlphaBrain.model.framework.base import masked_chunk_loss
-from AlphaBrain.model.framework.vlm_policy import VLMPolicy
+from AlphaBrain.model.core.losses import masked_chunk_loss
+from AlphaBrain.model.policies.common.vlm_policy import VLMPolicy
 
 
 class PooledHeadPolicy(VLMPolicy):

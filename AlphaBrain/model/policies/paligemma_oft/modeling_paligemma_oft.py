@@ -3,19 +3,19 @@
 Each camera is one block of 256 image tokens in the prefix; learned action
 queries form the causal suffix after the instruction, and the head decodes
 their last hidden states (plus the proprio state) into the whole chunk.
-See `oft_policy.py` for the YAML and `backbones/paligemma.py` for the prompt.
-Model overlays: configs/continual_learning/models/paligemma.yaml, paligemma_tiny.yaml.
+See `model/policies/common/modeling_oft.py` for the shared code and `model/backbones/paligemma.py`
+for the prompt. Model overlays: configs/continual_learning/models/paligemma.yaml, paligemma_tiny.yaml.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from AlphaBrain.model.backbones.paligemma import PaliGemmaBackbone
-from AlphaBrain.model.framework.oft_policy import OFTPolicy
-from AlphaBrain.model.registry import register_framework
+from AlphaBrain.model.policies.common.modeling_oft import OFTPolicy
 
 
-@register_framework("PaliGemmaOFT", aliases=("paligemmaoft",))
 class PaliGemmaOFT(OFTPolicy):
     """`framework.paligemma` backbone + `framework.action_model` OFT head."""
 
-    backbone_cls = PaliGemmaBackbone
+    backbone_cls: ClassVar[type[PaliGemmaBackbone]] = PaliGemmaBackbone

@@ -3,19 +3,19 @@
 Learned action queries are appended to the Instruct prompt; the decoder reads
 the camera images through its cross-attention layers, and the head decodes the
 queries' last hidden states (plus the proprio state) into the whole chunk.
-See `oft_policy.py` for the YAML and `backbones/mllama.py` for the prompt.
-Model overlays: configs/continual_learning/models/llamaoft.yaml, llamaoft_tiny.yaml.
+See `model/policies/common/modeling_oft.py` for the shared code and `model/backbones/mllama.py`
+for the prompt. Model overlays: configs/continual_learning/models/llamaoft.yaml, llamaoft_tiny.yaml.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from AlphaBrain.model.backbones.mllama import MllamaBackbone
-from AlphaBrain.model.framework.oft_policy import OFTPolicy
-from AlphaBrain.model.registry import register_framework
+from AlphaBrain.model.policies.common.modeling_oft import OFTPolicy
 
 
-@register_framework("LlamaOFT", aliases=("llamaoft",))
 class LlamaOFT(OFTPolicy):
     """`framework.mllama` backbone + `framework.action_model` OFT head."""
 
-    backbone_cls = MllamaBackbone
+    backbone_cls: ClassVar[type[MllamaBackbone]] = MllamaBackbone

@@ -1,6 +1,6 @@
-"""Self-validating configuration blocks for frameworks.
+"""Self-validating configuration blocks for policies, backbones and heads.
 
-Every framework reads its hyperparameters from a sub-block of the YAML
+Every policy reads its hyperparameters from a sub-block of the YAML
 `framework:` block (e.g. `framework.tiny`, `framework.action_model`). Each
 sub-block is a dataclass deriving from `BlockConfig`:
 
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
 T = TypeVar("T", bound="BlockConfig")
+A = TypeVar("A", bound="ActionModelConfig")
 
 
 def to_plain(value: Any) -> Any:
@@ -67,10 +68,19 @@ class BlockConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def as_kwargs(self, *names: str) -> dict[str, Any]:
+        """The named fields as keyword arguments, for a module whose parameters share their names."""
+        return {name: getattr(self, name) for name in names}
+
     # ---- checks used by subclasses' __post_init__ -------------------------------------------
 
     def _where(self, name: str) -> str:
         return f"{self.yaml_path}.{name}"
+
+    def require(self, ok: bool, name: str, problem: str) -> None:
+        """A check across fields: unless `ok`, ConfigError "<yaml path of name> = <its value> <problem>"."""
+        if not ok:
+            raise ConfigError(f"{self._where(name)} = {getattr(self, name)!r} {problem}")
 
     def check_int(self, name: str, low: int, high: int | None = None) -> None:
         value = getattr(self, name)
@@ -129,3 +139,23 @@ class BlockConfig:
                     f"{self._where(name)} = {list(value)!r} contains {item!r}; {expected}."
                 )
         setattr(self, name, list(value))
+
+
+@dataclasses.dataclass
+class ActionModelConfig(BlockConfig):
+    """Base of every `framework.action_model` block: the chunk length, which every head has.
+
+    `for_horizon(config, horizon)` is the block a policy uses when none is given:
+    the defaults with the dataset's chunk length.
+    """
+
+    yaml_path: ClassVar[str] = "framework.action_model"
+
+    action_horizon: int = 8
+
+    def __post_init__(self) -> None:
+        self.check_int("action_horizon", 1, 256)
+
+    @classmethod
+    def for_horizon(cls: type[A], config: A | None, horizon: int) -> A:
+        return config if config is not None else cls(action_horizon=horizon)

@@ -4,15 +4,8 @@
     state + noised action chunk + time --DiT (cross-attends to the hidden states)--> velocity
     training: flow-matching MSE on the velocity (R noise draws per sample); inference: N Euler steps
 
-YAML (`configs/continual_learning/models/qwengr00t.yaml`, `qwengr00t_tiny.yaml`):
-
-    framework:
-      name: QwenGR00T
-      qwenvl:        {base_vlm, init, size, image_size, system_prompt, attn_implementation,
-                      gradient_checkpointing, dtype, max_text_tokens}          (backbones/qwen2_5_vl.py)
-      action_model:  {action_horizon, hidden_size, num_layers, num_heads, mlp_ratio, state_hidden_size,
-                      interleave_self_attention, dropout, repeated_diffusion_steps, num_inference_timesteps,
-                      noise_beta_alpha, noise_beta_beta, noise_s, timestep_scale}  (modules/flow_matching_head.py)
+YAML (`configs/continual_learning/models/qwengr00t.yaml`, `qwengr00t_tiny.yaml`): `framework.qwenvl`
+and `framework.action_model`, listed in configuration_qwengr00t.py.
 
 Top-level children (learning-rate keys): vlm, action_model. LoRA adapts `vlm.hf_model`.
 """
@@ -26,17 +19,16 @@ import torch
 
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model.backbones.qwen2_5_vl import QwenVLBackbone
-from AlphaBrain.model.framework.vlm_policy import VLMPolicy
-from AlphaBrain.model.modules.flow_matching_head import FlowMatchingConfig, FlowMatchingHead, content_seed
-from AlphaBrain.model.registry import register_framework
+from AlphaBrain.model.modules.flow_matching_head import FlowMatchingHead, content_seed
+from AlphaBrain.model.policies.common.vlm_policy import VLMPolicy
+from AlphaBrain.model.policies.qwengr00t.configuration_qwengr00t import FlowMatchingConfig
 
 
-
-@register_framework("QwenGR00T", aliases=("qwengr00t",))
 class QwenGR00T(VLMPolicy):
     """Qwen2.5-VL backbone + flow-matching DiT head (see the module docstring)."""
 
     backbone_cls: ClassVar[type[QwenVLBackbone]] = QwenVLBackbone
+    action_model_config: ClassVar[type[FlowMatchingConfig]] = FlowMatchingConfig
     #: the default block loads Qwen2.5-VL-3B from disk; tests build `init: random, size: tiny` explicitly.
     needs_pretrained_weights: ClassVar[bool] = True
 
@@ -46,12 +38,6 @@ class QwenGR00T(VLMPolicy):
         self.action_model = FlowMatchingHead(
             action_model, vlm_dim=vlm.hidden_size, state_dim=self.state_dim, action_dim=self.action_dim
         )
-
-    @classmethod
-    def from_config(cls, cfg: Any, data_spec: DataSpec) -> "QwenGR00T":
-        block = cls.framework_block(cfg)
-        head = cls.head_config(block, data_spec, FlowMatchingConfig)
-        return cls(data_spec, cls.build_backbone(block), head)
 
     # ---- the contract ------------------------------------------------------------------------------
 
