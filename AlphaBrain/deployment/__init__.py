@@ -13,8 +13,7 @@ module already imported by this package, and the client must not pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from AlphaBrain.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "DEFAULT_PORT": "policy_server",
@@ -41,7 +40,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

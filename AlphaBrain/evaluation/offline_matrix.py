@@ -12,7 +12,6 @@ a success rate: closed-loop success comes from simulator evaluation.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,22 +19,19 @@ from typing import Optional
 import numpy as np
 import torch
 
+from AlphaBrain.runs import RunDir, load_run_model
 from AlphaBrain.utils.atomic_io import atomic_write_json
-from AlphaBrain.utils.errors import UserError
+from AlphaBrain.utils.cli import ArgumentParser, int_arg, output_file, run_main
 
 
-def _load_run(run_dir: Path):
+def _load_run(run: "RunDir"):
     """The run's stream (normalized like in training), its complete checkpoints and its model."""
-    from AlphaBrain.deployment.policy import load_run_model
-    from AlphaBrain.training.continual_learning import checkpointing as ckpt_io
-    from AlphaBrain.training.continual_learning.datasets import build_task_stream
-    from AlphaBrain.training.continual_learning.run_setup import prepare_statistics
+    from AlphaBrain.streams import build_task_stream
 
-    loaded = load_run_model(run_dir, "last")  # checks the run dir and its checkpoints, builds the run's model
-    ckpts = ckpt_io.list_complete_checkpoints(run_dir / "checkpoints")
+    loaded = load_run_model(run.path, "last")  # checks the run dir and its checkpoints, builds the run's model
     stream = build_task_stream(loaded.cfg)
-    prepare_statistics(loaded.cfg, stream, run_dir)
-    return stream, ckpts, loaded.model, ckpt_io
+    run.prepare_statistics(loaded.cfg, stream, is_resume=True)
+    return stream, run.checkpoints(), loaded.model
 
 
 def _task_error(model, task, frames: np.ndarray, batch: int) -> float:
@@ -51,10 +47,10 @@ def _task_error(model, task, frames: np.ndarray, batch: int) -> float:
 
 
 def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int = 64, seed: int = 0) -> dict:
-    from AlphaBrain.deployment.policy import load_run_model
+    from AlphaBrain.runs.checkpoints import load_state_into
 
-    run_dir = Path(run_dir)
-    stream, ckpts, model, ckpt_io = _load_run(run_dir)
+    run = RunDir(run_dir)
+    stream, ckpts, model = _load_run(run)
     rng = np.random.default_rng(seed)
     subsets = [np.sort(rng.choice(len(t), size=min(frames_per_task, len(t)), replace=False)) for t in stream.tasks]
     matrix = []
@@ -62,12 +58,12 @@ def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int =
     with torch.no_grad():
         for ckpt in ckpts:
             if ckpt.is_lora:  # adapters merge into a fresh base model, so rebuild per checkpoint
-                model = load_run_model(run_dir, ckpt.prefix.name).model
+                model = load_run_model(run.path, ckpt.prefix.name).model
             else:
-                model.load_state_dict(ckpt_io.load_model_state(ckpt))
+                load_state_into(model, ckpt.model_file, f"is {run.config_file} the config that trained it?")
             matrix.append([_task_error(model, task, idx, batch) for task, idx in zip(stream.tasks, subsets)])
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.path),
         "metric": "action_l1_normalized",
         "train_order": [t.name for t in stream.tasks],
         "checkpoints": [ckpt.prefix.name for ckpt in ckpts],
@@ -91,24 +87,24 @@ def format_matrix(result: dict) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
+        prog="python -m AlphaBrain.evaluation.offline_matrix",
         description=__doc__.split("\n\n")[0],
         epilog="Example: python -m AlphaBrain.evaluation.offline_matrix results/Checkpoints/default_tiny_er",
     )
     parser.add_argument("run_dir", help="results/Checkpoints/<run_id>")
-    parser.add_argument("--frames", type=int, default=256, help="frames evaluated per task (default 256)")
-    parser.add_argument("--json", metavar="PATH", help="also write the matrix as JSON")
+    parser.add_argument("--frames", type=int_arg(1), default=256, help="frames evaluated per task (default 256)")
+    parser.add_argument("--json", metavar="PATH", type=output_file("offline_matrix.json"),
+                        help="also write the matrix as JSON")
     args = parser.parse_args(argv)
-    try:
-        result = offline_matrix(args.run_dir, args.frames)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_matrix(result))
-    if args.json:
-        atomic_write_json(args.json, result)
-    return 0
 
+    def run() -> None:
+        result = offline_matrix(args.run_dir, args.frames)
+        print(format_matrix(result))
+        if args.json:
+            atomic_write_json(args.json, result)
+
+    return run_main(run)
 
 if __name__ == "__main__":
     sys.exit(main())

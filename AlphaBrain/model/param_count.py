@@ -13,11 +13,10 @@ the LoRA matrices and what trains with the overlay's LoRA settings (or with
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Optional
 
-from AlphaBrain.utils.errors import UserError
+from AlphaBrain.utils.cli import ArgumentParser, run_main
 
 LARGE_MODELS = ("qwengr00t", "neurovla", "llamaoft", "paligemma")
 #: sizes quoted in the README's architecture table (billions of parameters).
@@ -47,7 +46,7 @@ def count_model(model: str, lora: Optional[bool] = None) -> dict:
         total = sum(p.numel() for p in policy.parameters())
         use_lora = bool(cfg.lora.enabled) if lora is None else lora
         if use_lora:
-            from AlphaBrain.training.trainer_utils.peft import apply_lora
+            from AlphaBrain.model.lora import apply_lora
 
             apply_lora(policy, cfg.lora)
     return {
@@ -79,21 +78,15 @@ def _human(n: int) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m AlphaBrain.model.param_count", description=__doc__.split("\n\n")[0],
-                                     epilog="Counts need no weights: the models are built on torch's meta device.")
+    parser = ArgumentParser(prog="python -m AlphaBrain.model.param_count", description=__doc__.split("\n\n")[0],
+                            epilog="Counts need no weights: the models are built on torch's meta device.")
     parser.add_argument("--model", nargs="+", default=list(LARGE_MODELS),
                         help=f"model overlays to count (default: {' '.join(LARGE_MODELS)})")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--lora", dest="lora", action="store_true", default=None, help="count with LoRA on")
     group.add_argument("--full", dest="lora", action="store_false", help="count with LoRA off (full-parameter training)")
     args = parser.parse_args(argv)
-    try:
-        rows = [count_model(m, args.lora) for m in args.model]
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(rows))
-    return 0
+    return run_main(lambda: print(format_table([count_model(m, args.lora) for m in args.model])))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from AlphaBrain.benchmarks import SUITES, Suite, SuiteTask, get_suite, list_suites, register_suite
-from AlphaBrain.benchmarks.metaworld import METAWORLD_STREAMS, TASKS, default_dataset_dir, register_cl_sequences
+from AlphaBrain.benchmarks.metaworld import METAWORLD_STREAMS, TASKS, default_dataset_dir
 from AlphaBrain.benchmarks.metaworld.tasks import EVAL_SEED_BASE, MAX_SEED, eval_seed, train_seed
-from AlphaBrain.training.continual_learning.datasets.custom_streams import slugify
+from AlphaBrain.utils.text import slugify
 from AlphaBrain.utils.errors import UserError
 
 
@@ -77,26 +77,21 @@ def test_register_suite_and_factory_contract():
         SUITES.pop("fake_suite", None)
 
 
-def test_register_cl_sequences(monkeypatch, tmp_path):
-    from AlphaBrain.training.continual_learning.datasets.task_sequences import CL_TASK_SEQUENCES, get_task_sequence
+def test_metaworld_streams_are_declared_for_the_stream_registry(monkeypatch, tmp_path):
+    from AlphaBrain.streams import CL_TASK_SEQUENCES, get_task_sequence, stream_names
 
     monkeypatch.setenv("ALPHABRAIN_DATA_DIR", str(tmp_path))
-    saved = dict(CL_TASK_SEQUENCES)
-    try:
-        register_cl_sequences()
-        for name, envs in METAWORLD_STREAMS.items():
-            seq = get_task_sequence(name)
-            assert seq["base_data_mix"] == str(tmp_path / name)
-            assert seq["num_tasks"] == len(envs)
-            assert seq["task_stream_mode"] == "by_task_index"
-            assert "generate --stream " + name in seq["missing_hint"]
-    finally:
-        CL_TASK_SEQUENCES.clear()
-        CL_TASK_SEQUENCES.update(saved)
+    assert set(METAWORLD_STREAMS) <= set(stream_names()) and set(METAWORLD_STREAMS) <= set(CL_TASK_SEQUENCES)
+    for name, envs in METAWORLD_STREAMS.items():
+        seq = get_task_sequence(name)
+        assert seq["base_data_mix"] == str(tmp_path / name)  # read when used, not at import
+        assert seq["num_tasks"] == len(envs)
+        assert seq["task_stream_mode"] == "by_task_index"
+        assert "generate --stream " + name in seq["missing_hint"]
 
 
 def test_slugify_matches_the_training_streams():
-    from AlphaBrain.benchmarks.registry import slugify as suite_slugify  # the one shared rule
+    from AlphaBrain.benchmarks.suite_types import slugify as suite_slugify  # the one shared rule
 
     for text in [spec.instruction for spec in TASKS.values()] + ["Open the DOOR!", "  x--y  ", "***", "a_b c"]:
         assert suite_slugify(text) == slugify(text)

@@ -14,7 +14,8 @@ import pytest
 
 from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
 from AlphaBrain.dataloader import Normalizer
-from AlphaBrain.deployment.policy import load_policy, load_run_model, resolve_checkpoint
+from AlphaBrain.deployment.policy import load_policy
+from AlphaBrain.runs import load_run_model, resolve_checkpoint
 from AlphaBrain.deployment.policy_client import PolicyClient, PolicyServerError
 from AlphaBrain.deployment.policy_server import PolicyServer, main
 from AlphaBrain.utils.errors import UserError

@@ -6,13 +6,11 @@
 
     python -m AlphaBrain.benchmarks.metaworld.generate --stream metaworld_cl5
 
-Importing this package does not import MuJoCo (the names below load lazily), so
-`register_cl_sequences()` is cheap enough to call from the package import.
+Importing this package does not import MuJoCo (the names below load lazily). Its training
+streams are declared in streams.py for the stream registry.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from AlphaBrain.benchmarks.metaworld.tasks import (
     METAWORLD_STREAMS,
@@ -25,14 +23,15 @@ from AlphaBrain.benchmarks.metaworld.tasks import (
     task_spec,
     train_seed,
 )
+from AlphaBrain.utils.lazy import lazy_attributes
 
 _LAZY = {
-    "MetaWorldEnv": "AlphaBrain.benchmarks.metaworld.env",
-    "expert_policy": "AlphaBrain.benchmarks.metaworld.env",
-    "CAMERAS": "AlphaBrain.benchmarks.metaworld.env",
-    "DEFAULT_CAMERA": "AlphaBrain.benchmarks.metaworld.env",
-    "generate_stream_dataset": "AlphaBrain.benchmarks.metaworld.generate",
-    "metaworld_suite": "AlphaBrain.benchmarks.metaworld.suite",
+    "MetaWorldEnv": "env",
+    "expert_policy": "env",
+    "CAMERAS": "env",
+    "DEFAULT_CAMERA": "env",
+    "generate_stream_dataset": "generate",
+    "metaworld_suite": "suite",
 }
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "data_root",
     "default_dataset_dir",
     "eval_seed",
-    "register_cl_sequences",
     "task_spec",
     "train_seed",
     "MetaWorldEnv",
@@ -55,29 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def register_cl_sequences() -> None:
-    """Make the Meta-World streams trainable by name (`continual_learning.task_sequence: metaworld_cl5`).
-
-    Adds one entry per stream to CL_TASK_SEQUENCES, pointing at the stream's default dataset
-    directory (read from $ALPHABRAIN_DATA_DIR now). Idempotent; entries already there are replaced.
-    """
-    from AlphaBrain.training.continual_learning.datasets.task_sequences import CL_TASK_SEQUENCES
-
-    for name, env_names in METAWORLD_STREAMS.items():
-        CL_TASK_SEQUENCES[name] = {
-            "base_data_mix": str(default_dataset_dir(name)),
-            "num_tasks": len(env_names),
-            "task_stream_mode": "by_task_index",
-            "description": STREAM_DESCRIPTIONS.get(name, name),
-            "missing_hint": (
-                f"generate the demos first: python -m AlphaBrain.benchmarks.metaworld.generate --stream {name}"
-            ),
-        }
+__getattr__ = lazy_attributes(__name__, _LAZY)

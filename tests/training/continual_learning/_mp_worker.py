@@ -3,8 +3,8 @@
     python -m torch.distributed.run --nproc_per_node 2 _mp_worker.py --mode trainer|deepspeed --config CFG.yaml --out DIR
 
 Builds `ContinualVLATrainer` from a resolved run config (written by the test), trains
-(mode trainer: the real accelerate/DDP loop; mode deepspeed: deepspeed_direct.train_stream_deepspeed
-with ZeRO-2), and writes DIR/rank<r>.pt: the parameters before and after training, the
+(mode trainer: the accelerate/DDP backend; mode deepspeed: the same loop on a DeepSpeed ZeRO-2
+engine), and writes DIR/rank<r>.pt: the parameters before and after training, the
 algorithm's JSON and tensor state, and (deepspeed) what each backward left in param.grad.
 """
 
@@ -45,6 +45,8 @@ def spy(algorithm, record: dict) -> None:
         grads = getattr(algorithm, "captured_grads", None)  # MIR: what its register_hook copies saw
         if grads:
             record["captured_grad_norms"].append(float(sum(g.float().norm() for g in grads.values())))
+        # What backward left in param.grad (ZeRO-2: nothing, gradients live in the engine's buffers).
+        record["grads_after_backward"].append(sum(p.grad is not None for p in model.parameters() if p.requires_grad))
         after_backward(model)
 
     algorithm.modify_batch, algorithm.after_backward = recording_modify_batch, recording_after_backward
@@ -58,34 +60,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = OmegaConf.load(args.config)
-    trainer = ContinualVLATrainer(cfg)  # Accelerator(cpu=True) joins the torchrun process group (gloo)
+    ds_config = json.loads(os.environ["MP_DS_CONFIG"]) if args.mode == "deepspeed" else None
+    # Accelerator(cpu=True) joins the torchrun process group (gloo); DeepSpeed reuses it.
+    trainer = ContinualVLATrainer(cfg, deepspeed_config=ds_config)
     rank = trainer.accelerator.process_index
     record: dict = {"world_size": trainer.accelerator.num_processes, "replayed": [], "captured_grad_norms": [],
-                    "cache_sizes": []}
-    if args.mode == "trainer":
-        trainer.prepare_training()
-        spy(trainer.algorithm, record)
-        record["init"] = snapshot(trainer.unwrapped)
-        trainer.train()
-        model = trainer.unwrapped
-    else:
-        from AlphaBrain.training.trainer_utils.deepspeed_direct import train_stream_deepspeed
-
-        trainer.prepare_training(dry_run=True)
-        spy(trainer.algorithm, record)
-        record["init"] = snapshot(trainer.model)
-        grads_after_backward = []
-
-        def check(engine, info):
-            grads = [p.grad for p in engine.module.parameters() if p.requires_grad]
-            grads_after_backward.append(sum(g is not None for g in grads))
-
-        # The trainer's own checkpoint writer after each task, as the trainer would call it.
-        engine = train_stream_deepspeed(trainer, json.loads(os.environ["MP_DS_CONFIG"]), on_micro_step=check,
-                                        after_task=trainer._save_task_checkpoint)
-        record["zero_stage"] = engine.zero_optimization_stage()
-        record["grads_after_backward"] = grads_after_backward
-        model = engine.module
+                    "cache_sizes": [], "grads_after_backward": []}
+    trainer.prepare_training()
+    spy(trainer.algorithm, record)
+    record["init"] = snapshot(trainer.unwrapped)
+    trainer.train()
+    model = trainer.unwrapped
+    if args.mode == "deepspeed":
+        record["zero_stage"] = trainer.backend.engine.zero_optimization_stage()
     record["params"] = snapshot(model)
     record["last_refresh"] = getattr(trainer.algorithm, "last_refresh", None)
     record["algo_state"] = json.dumps(trainer.algorithm.state_dict(), sort_keys=True)

@@ -50,7 +50,7 @@ def _requests(loaded, n=2):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_lora_run_leaves_adapters_merges_and_reloads_as_full(model, two_tasks, tmp_path):
-    from AlphaBrain.deployment.policy import load_run_model
+    from AlphaBrain.runs import load_run_model
     from AlphaBrain.training.trainer_utils.peft.merge_lora_checkpoint import main as merge_main
 
     run = train(model, two_tasks, tmp_path)
@@ -86,7 +86,7 @@ def test_lora_run_leaves_adapters_merges_and_reloads_as_full(model, two_tasks, t
 
 @pytest.mark.parametrize("model", MODELS)
 def test_full_parameter_run_with_lora_switched_off(model, two_tasks, tmp_path):
-    from AlphaBrain.deployment.policy import load_run_model
+    from AlphaBrain.runs import load_run_model
 
     run = train(model, two_tasks, tmp_path, "--lora.enabled=false")
     names = sorted(p.name for p in (run / "checkpoints").iterdir())

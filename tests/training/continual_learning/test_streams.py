@@ -90,16 +90,10 @@ def test_named_libero_stream_needs_the_data_dir(monkeypatch):
 
 
 def test_missing_benchmark_demos_say_how_to_generate_them(monkeypatch, tmp_path):
-    from AlphaBrain.benchmarks.metaworld import register_cl_sequences
-
+    # The declared stream looks its data dir up when used, so the variable counts even when set late.
     monkeypatch.setenv("ALPHABRAIN_DATA_DIR", str(tmp_path))
-    register_cl_sequences()
-    try:
-        with pytest.raises(DatasetError, match="generate --stream metaworld_cl5"):
-            build_task_stream(cfg_for("metaworld_cl5"))
-    finally:
-        monkeypatch.delenv("ALPHABRAIN_DATA_DIR")
-        register_cl_sequences()
+    with pytest.raises(DatasetError, match=f"{tmp_path}.*generate --stream metaworld_cl5"):
+        build_task_stream(cfg_for("metaworld_cl5"))
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +128,19 @@ def test_a_libero_dataset_without_a_suite_task_names_it(shuffled_goal):
             build_task_stream(cfg_for("libero_goal"), base_dataset=ds)
     finally:
         ds.tasks = original
+
+
+def test_task_order_refines_a_named_stream_in_its_official_order(shuffled_goal):
+    """`--dataset libero_goal -- continual_learning.task_sequence.task_order=[2,0,1]` keeps the stream's
+    name and official order; the positions pick from that order."""
+    ds, instructions = shuffled_goal
+    cfg = cfg_for("libero_goal", "continual_learning.task_sequence.task_order=[2,0,1]")
+    assert dict(cfg.continual_learning.task_sequence) == {"name": "libero_goal", "task_order": [2, 0, 1]}
+    stream = build_task_stream(cfg, base_dataset=ds)
+    assert stream.name == "libero_goal"
+    assert [t.instruction for t in stream.tasks] == [instructions[2], instructions[0], instructions[1]]
+
+
+def test_an_unknown_stream_name_inside_a_block_lists_the_declared_ones():
+    with pytest.raises(UserError, match='Unknown task sequence.*"libero_gaol".*Did you mean "libero_goal"'):
+        build_task_stream(cfg_for("libero_gaol", "continual_learning.task_sequence.num_tasks=2"))

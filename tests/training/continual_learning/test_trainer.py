@@ -144,7 +144,7 @@ def test_resume_with_a_different_model_is_a_clear_error(synthetic_dataset, tmp_p
     for state in (tmp_path / "run" / "checkpoints").glob("task_2_*"):
         state.unlink()  # pretend the run stopped after task 1
     cfg = make_config(tmp_path, synthetic_dataset, "trainer.is_resume=true", "framework.tiny.vision_dim=32", steps=1)
-    with pytest.raises(UserError, match="do not fit the model"):
+    with pytest.raises(UserError, match="does not fit the TinyVLA model.*resume with the run.s own settings"):
         ContinualVLATrainer(cfg).train()
 
 

@@ -1,12 +1,17 @@
-"""Continual-learning data primitives: task sequences, streams and per-task filtering."""
+"""Continual-learning data primitives: task sequences, streams and per-task filtering.
 
-from AlphaBrain.training.continual_learning.datasets.task_sequences import (
+The seeds' import path; the code lives in `AlphaBrain.streams`.
+"""
+
+from AlphaBrain.streams import (
     CL_TASK_SEQUENCES,
+    STREAM_MODES,
     TaskFilteredDataset,
+    TaskStream,
     build_episode_task_map,
+    build_task_stream,
     get_task_sequence,
 )
-from AlphaBrain.training.continual_learning.datasets.custom_streams import STREAM_MODES, TaskStream, build_task_stream
 
 __all__ = [
     "CL_TASK_SEQUENCES",

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from AlphaBrain.utils.cli import ArgumentParser, output_file, run_main
 from AlphaBrain.utils.errors import UserError
 
 
@@ -26,30 +27,32 @@ def merge_run(run_dir: Path, checkpoint: str = "all", out: Optional[Path] = None
     """Merge one checkpoint (a name as `resolve_checkpoint` takes it) or "all"; returns the files written."""
     import torch
 
-    from AlphaBrain.deployment.policy import load_run_model, resolve_checkpoint, strip_checkpoint_suffix
-    from AlphaBrain.training.continual_learning.checkpointing import list_complete_checkpoints
+    from AlphaBrain.runs import RunDir, load_run_model, strip_checkpoint_suffix
+    from AlphaBrain.runs.layout import LORA_DIR_SUFFIX, MERGED_SUFFIX
     from AlphaBrain.utils.atomic_io import atomic_path
 
+    run = RunDir(run_dir)
     if checkpoint == "all":
-        names = [c.prefix.name for c in list_complete_checkpoints(run_dir / "checkpoints") if c.is_lora]
+        names = [c.prefix.name for c in run.checkpoints() if c.is_lora]
         if not names:
-            raise UserError(f"{run_dir / 'checkpoints'} has no complete LoRA checkpoint (task_*_lora_adapter/) to merge.")
+            raise UserError(f"{run.checkpoint_dir} has no complete LoRA checkpoint (task_*{LORA_DIR_SUFFIX}/) to merge.")
         if out is not None and len(names) > 1:
             raise UserError(f"--out names one file but the run has {len(names)} LoRA checkpoints; add --checkpoint NAME.")
     else:
         names = [checkpoint]
     written = []
     for name in names:
-        resolved = resolve_checkpoint(run_dir, name)
-        adapter = resolved if resolved.is_dir() else resolved.parent / f"{strip_checkpoint_suffix(resolved.name)}_lora_adapter"
+        resolved = run.resolve_checkpoint(name)
+        prefix = strip_checkpoint_suffix(resolved.name)
+        adapter = resolved if resolved.is_dir() else resolved.parent / f"{prefix}{LORA_DIR_SUFFIX}"
         if not adapter.is_dir():
             raise UserError(f"Checkpoint {name} of {run_dir} is not a LoRA checkpoint (it has full weights already).")
         start = time.perf_counter()
         if out is None:
-            loaded = load_run_model(run_dir, adapter, device=device, cache_merged=True)
-            target = adapter.parent / (adapter.name[: -len("_lora_adapter")] + "_merged.pt")
+            loaded = load_run_model(run.path, adapter, device=device, cache_merged=True)
+            target = adapter.parent / (adapter.name[: -len(LORA_DIR_SUFFIX)] + MERGED_SUFFIX)
         else:
-            loaded = load_run_model(run_dir, adapter, device=device)
+            loaded = load_run_model(run.path, adapter, device=device)
             target = out
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
@@ -61,7 +64,7 @@ def merge_run(run_dir: Path, checkpoint: str = "all", out: Optional[Path] = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m AlphaBrain.training.trainer_utils.peft.merge_lora_checkpoint",
         description=__doc__.split("\n\n")[0],
         epilog="Merged files are several GB for the large models; evaluation merges in memory and needs none of them.",
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, type=Path, help="the LoRA training run: results/Checkpoints/<run_id>")
     parser.add_argument("--checkpoint", default="all",
                         help='"all" (default: every LoRA task checkpoint), "last", "task_<k>" or a checkpoint name')
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=output_file("merged.pt"), default=None,
                         help="write here instead of <prefix>_merged.pt next to the adapter (one checkpoint only)")
     parser.add_argument("--device", default="cpu", help="device to merge on (default cpu)")
     return parser
@@ -77,12 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        merge_run(args.run_dir, args.checkpoint, args.out, args.device)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_main(merge_run, args.run_dir, args.checkpoint, args.out, args.device)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from AlphaBrain.model.framework.config import to_plain
+from AlphaBrain.model.core.config import to_plain
 from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
 #: peft's shorthand for "every linear layer except the output head".

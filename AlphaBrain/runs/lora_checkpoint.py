@@ -1,4 +1,4 @@
-"""LoRA task checkpoints: write, resume from, and merge into a full model.
+"""LoRA task checkpoints of a run: write, resume from, and merge into a full model.
 
 A LoRA task checkpoint is (DESIGN.md, "Checkpoints"):
 
@@ -26,7 +26,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from AlphaBrain.training.trainer_utils.peft.lora import (
+from AlphaBrain.model.lora import (
     LoraSettings,
     adapter_state_dict,
     apply_lora,
@@ -34,15 +34,17 @@ from AlphaBrain.training.trainer_utils.peft.lora import (
     lora_target,
     merge_lora,
 )
-from AlphaBrain.utils.atomic_io import atomic_path, atomic_write_json
+from AlphaBrain.runs.checkpoints import save_cl_tensors, write_state_marker
+from AlphaBrain.runs.layout import (
+    ACTION_MODEL_SUFFIX,
+    BASE_WEIGHTS_FILE,
+    LORA_DIR_SUFFIX as ADAPTER_DIR_SUFFIX,
+)
+from AlphaBrain.utils.atomic_io import atomic_path
 from AlphaBrain.utils.errors import UserError
 
-ADAPTER_DIR_SUFFIX = "_lora_adapter"
-ACTION_MODEL_SUFFIX = "_action_model.pt"
-MERGED_SUFFIX = "_merged.pt"
 IDENTITY_FILE = "alphabrain_lora.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-BASE_WEIGHTS_FILE = "lora_base_weights.safetensors"
 PEFT_PREFIX = "base_model.model."
 
 
@@ -98,8 +100,6 @@ def save_lora_checkpoint(
     """
     from safetensors.torch import save_file
 
-    from AlphaBrain.training.continual_learning.checkpointing import CL_STATE_SUFFIX, CL_TENSORS_SUFFIX, STATE_FORMAT
-
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
@@ -133,11 +133,8 @@ def save_lora_checkpoint(
     with atomic_path(ckpt_dir / f"{prefix}{ACTION_MODEL_SUFFIX}") as tmp:
         torch.save(_non_target_state(model), tmp)
     files.append(f"{prefix}{ACTION_MODEL_SUFFIX}")
-    if cl_tensors:
-        with atomic_path(ckpt_dir / f"{prefix}{CL_TENSORS_SUFFIX}") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in cl_tensors.items()}, str(tmp))
-        files.append(f"{prefix}{CL_TENSORS_SUFFIX}")
-    atomic_write_json(ckpt_dir / f"{prefix}{CL_STATE_SUFFIX}", {**cl_state, "format": STATE_FORMAT, "files": files, "lora": True})
+    files += save_cl_tensors(ckpt_dir, prefix, cl_tensors)
+    write_state_marker(ckpt_dir, prefix, cl_state, files, lora=True)
     return ckpt_dir / prefix
 
 

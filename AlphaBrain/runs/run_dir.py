@@ -1,0 +1,238 @@
+"""`RunDir`: the one owner of a training run's directory.
+
+    run = RunDir("results/Checkpoints/<run_id>")        # or RunDir.of(cfg)
+    run.checkpoints()                                   # complete task checkpoints, in stream order
+    run.resume_point(is_resume=True, stream=stream)     # where a resumed run continues
+    run.write_start_files(cfg, stream, stats)           # config.yaml, stream.json, policy_spec.json, statistics
+    run.save_task_checkpoint(model, prefix, state, tensors, lora=False)
+    run.stream_task_names()                             # train order, as the evaluation matrix needs it
+
+Training, evaluation, the policy server and the LoRA merge CLI all read and write runs through
+this class (file names in `layout.py`, checkpoint files in `checkpoints.py` / `lora_checkpoint.py`);
+`loading.load_run_model(run_dir, checkpoint)` builds a run's model at a checkpoint on top of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from AlphaBrain.runs import checkpoints as ckpt_io
+from AlphaBrain.runs.layout import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    POLICY_SPEC_FILE,
+    STATISTICS_FILE,
+    STREAM_FILE,
+)
+from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
+from AlphaBrain.utils.errors import UserError
+
+
+def sub_datasets(stream: Any) -> list:
+    base = stream.base_dataset
+    return list(getattr(base, "datasets", [base]))
+
+
+def policy_spec(stream: Any) -> dict:
+    """What serving a checkpoint needs to know about the training data, so it does not need the data itself:
+    the shapes the model was built for, each embodiment's (state_dim, action_dim) and the camera order."""
+    subs = sub_datasets(stream)
+    spec = stream.base_dataset.data_spec
+    return {
+        "data_spec": {
+            "state_dim": spec.state_dim,
+            "action_dim": spec.action_dim,
+            "action_horizon": spec.action_horizon,
+            "num_cameras": spec.num_cameras,
+            "image_size": list(spec.image_size),
+        },
+        "embodiments": {d.embodiment: [d.state_dim, d.action_dim] for d in subs},
+        "camera_keys": [str(k) for k in getattr(subs[0], "image_keys", [])],
+    }
+
+
+def statistics_missing_message(path: Path) -> str:
+    return (
+        f"{path} has no {STATISTICS_FILE}, so predicted actions cannot be unnormalized. Recompute it with: "
+        f"python scripts/run_continual_learning_scripts/compute_dataset_statistics.py "
+        f"--config {path / CONFIG_FILE} --out {path / STATISTICS_FILE}"
+    )
+
+
+class RunDir:
+    """A training run directory, `results/Checkpoints/<run_id>/` (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_file = self.path / CONFIG_FILE
+        self.stream_file = self.path / STREAM_FILE
+        self.policy_spec_file = self.path / POLICY_SPEC_FILE
+        self.statistics_file = self.path / STATISTICS_FILE
+        self.checkpoint_dir = self.path / CHECKPOINTS_DIR
+
+    @classmethod
+    def of(cls, cfg: Any) -> "RunDir":
+        """The run dir a config trains into: `<run_root_dir>/<run_id>`."""
+        return cls(Path(cfg.run_root_dir) / str(cfg.run_id))
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # --------------------------------------------------------------- checks
+    def check_trained(self, need_statistics: bool = True) -> None:
+        """UserError unless this is a run dir the trainer wrote (config.yaml, and statistics when asked)."""
+        if not self.path.is_dir():
+            raise UserError(f"Run directory {self.path} does not exist (expected results/Checkpoints/<run_id>/).")
+        if not self.config_file.is_file():
+            raise UserError(
+                f"{self.path} has no {CONFIG_FILE}: not a training run dir (expected results/Checkpoints/<run_id>/, "
+                "as written by the continual trainer)."
+            )
+        if need_statistics and not self.statistics_file.is_file():
+            raise UserError(statistics_missing_message(self.path))
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoints(self) -> list[ckpt_io.TaskCheckpoint]:
+        return ckpt_io.list_complete_checkpoints(self.checkpoint_dir)
+
+    def resolve_checkpoint(self, name_or_path: str | Path = "last") -> Path:
+        return ckpt_io.resolve_checkpoint(self.path, name_or_path)
+
+    def resume_point(self, is_resume: bool, stream: Any) -> Optional[ckpt_io.TaskCheckpoint]:
+        """The checkpoint to continue from, or None to start at task 0.
+
+        Refuses to silently overwrite a run that already has checkpoints, and
+        refuses to resume onto a different task stream.
+        """
+        ckpts = self.checkpoints()
+        if not is_resume:
+            if ckpts:
+                raise UserError(
+                    f"{self.path} already holds checkpoints for {len(ckpts)} task(s). Pass --resume "
+                    "(trainer.is_resume=true) to continue that run, or choose another --run-id."
+                )
+            return None
+        if not ckpts:
+            print(f"[alphabrain] --resume: no complete task checkpoint in {self.path}; starting from task 0.", flush=True)
+            return None
+        if self.stream_file.exists():
+            old = self.stream_task_names()
+            new = [t.name for t in stream.tasks]
+            if old != new:
+                raise UserError(
+                    f"Cannot resume {self.path}: it was trained on the task stream {old}, but this config gives {new}. "
+                    "Use the same dataset/task_order, or a new --run-id."
+                )
+        last = ckpt_io.last_complete_prefix(ckpts)
+        if last is not None and last.position >= len(stream.tasks) - 1:
+            print(f"[alphabrain] --resume: all {len(stream.tasks)} tasks of {self.path} are already trained.", flush=True)
+        return last
+
+    def save_task_checkpoint(self, model: Any, prefix: str, state: dict, tensors: dict, *, lora: bool) -> Path:
+        """A full (`_pytorch_model.pt`) or LoRA (adapter + action model) task checkpoint, marker last."""
+        if lora:
+            from AlphaBrain.runs.lora_checkpoint import save_lora_checkpoint
+
+            return save_lora_checkpoint(model, self.checkpoint_dir, prefix, state, tensors)
+        state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return ckpt_io.save_full_checkpoint(self.checkpoint_dir, prefix, state_dict, state, tensors)
+
+    def restore_task_checkpoint(self, model: Any, ckpt: ckpt_io.TaskCheckpoint, *, lora: bool) -> dict:
+        """Load a checkpoint's weights into `model` (built by this run's config); returns the algorithm tensors."""
+        if ckpt.is_lora != lora:
+            kind = "LoRA" if ckpt.is_lora else "full-parameter"
+            raise UserError(
+                f"Cannot resume from {ckpt.prefix.name}: it is a {kind} checkpoint but this config has "
+                f"lora.enabled={lora}. Resume with the run's own settings (see {self.config_file}) or use a new --run-id."
+            )
+        if lora:
+            from AlphaBrain.runs.lora_checkpoint import restore_lora_checkpoint
+
+            restore_lora_checkpoint(model, ckpt.prefix)
+        else:
+            ckpt_io.load_state_into(
+                model, ckpt.model_file,
+                f"resume with the run's own settings (see {self.config_file}) or use a new --run-id.",
+            )
+        return ckpt_io.load_cl_tensors(ckpt)
+
+    # ------------------------------------------------------------ run files
+    def write_start_files(self, config_yaml: str, stream: Any, statistics: dict) -> None:
+        """What a run records before its first step (again on resume), each file atomically."""
+        from AlphaBrain.dataloader import save_dataset_statistics
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_file, config_yaml)
+        atomic_write_json(self.stream_file, stream.to_json())
+        atomic_write_json(self.policy_spec_file, policy_spec(stream))
+        save_dataset_statistics(statistics, self.statistics_file)
+
+    def prepare_statistics(self, cfg: Any, stream: Any, is_resume: bool) -> dict:
+        """Load or compute the run's statistics and attach normalizers to the stream's datasets.
+
+        Statistics cover the whole base mixture of the stream (every task), because
+        evaluation of every checkpoint must unnormalize actions the same way. A given
+        `datasets.vla_data.dataset_statistics` file wins; a resumed run keeps its own.
+        """
+        from AlphaBrain.dataloader import Normalizer, compute_dataset_statistics, load_dataset_statistics
+
+        subs = sub_datasets(stream)
+        expected = {d.embodiment: (d.state_dim, d.action_dim) for d in subs}
+        given = cfg.datasets.vla_data.get("dataset_statistics")
+        if given:
+            stats = load_dataset_statistics(given, expected)
+        elif is_resume and self.statistics_file.exists():
+            stats = load_dataset_statistics(self.statistics_file, expected)
+        else:
+            stats = compute_dataset_statistics(subs)
+        for sub in subs:
+            sub.set_normalizer(Normalizer(stats[sub.embodiment]))
+        return stats
+
+    def stream_task_names(self) -> list[str]:
+        """Task names in training order, from stream.json (what an evaluation writes as `train_order`)."""
+        return read_stream_order(self.stream_file)
+
+    def read_policy_spec(self) -> Optional[dict]:
+        """policy_spec.json with `data_spec` as a DataSpec, or None for runs written before it existed."""
+        from AlphaBrain.dataloader.spec import DataSpec
+
+        path = self.policy_spec_file
+        if not path.is_file():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            d = raw["data_spec"]
+            raw["data_spec"] = DataSpec(
+                state_dim=int(d["state_dim"]), action_dim=int(d["action_dim"]), action_horizon=int(d["action_horizon"]),
+                num_cameras=int(d["num_cameras"]), image_size=(int(d["image_size"][0]), int(d["image_size"][1])),
+            )
+            raw["embodiments"] = {k: (int(v[0]), int(v[1])) for k, v in raw["embodiments"].items()}
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"{path} is damaged ({type(exc).__name__}: {exc}); delete it to fall back to the dataset.") from None
+        return raw
+
+
+def read_stream_order(stream_json: str | Path) -> list[str]:
+    """Task names in training order from a run's stream.json (or the run dir holding it)."""
+    path = Path(stream_json)
+    if path.is_dir():
+        path = path / STREAM_FILE
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(
+            f"cannot read {path}: {exc.strerror or exc}. Expected results/Checkpoints/<run_id>/{STREAM_FILE}."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
+        raise UserError(f"{path}: expected {{\"tasks\": [{{\"name\": ...}}, ...]}} as written by the trainer.")
+    names = [t["name"] for t in tasks]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups or not all(names):
+        raise UserError(f"{path}: task names must be unique and non-empty; repeated: {', '.join(dups) or 'none'}.")
+    return names
