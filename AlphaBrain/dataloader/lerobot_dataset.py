@@ -6,7 +6,7 @@ of global frame indices: sample i is frame i, action chunks are slices, and a
 task filter is a list of indices (nothing is copied). Camera frames are read on
 access (see frame_source.py).
 
-Sample (DESIGN.md "A training sample"):
+Sample (docs/data/lerobot.md, "The training sample"):
     image          list of HxWx3 uint8 arrays, one per camera, `image_keys` order
     lang           the task instruction (str)
     state          float32[state_dim], normalized when a normalizer is set
@@ -26,6 +26,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from AlphaBrain.dataloader.frame_source import EpisodeFrameSource
+from AlphaBrain.dataloader.indexing import Ref, check_index
 from AlphaBrain.dataloader.lerobot_format import CAMERA_DTYPES, image_hw, load_meta
 from AlphaBrain.dataloader.parquet_io import column_to_numpy, parquet_column_names, read_parquet
 from AlphaBrain.dataloader.spec import DataSpec
@@ -33,9 +34,6 @@ from AlphaBrain.utils.errors import DatasetError
 
 if TYPE_CHECKING:
     from AlphaBrain.dataloader.statistics import Normalizer
-
-Ref = tuple[int, int, int]  # (dataset_index, episode_index, frame_index)
-
 
 @dataclass(frozen=True)
 class EpisodeInfo:
@@ -244,13 +242,7 @@ class LeRobotSingleDataset(Dataset):
         return self._sample(self._check_index(i))
 
     def _check_index(self, i: int) -> int:
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {i} out of range for a dataset of {n} frames")
-        return i
+        return check_index(i, len(self), "dataset")
 
     def _sample(self, i: int) -> dict[str, Any]:
         pos = int(self._ep_pos[i])
@@ -313,6 +305,4 @@ class LeRobotSingleDataset(Dataset):
         )
 
 
-from AlphaBrain.dataloader.mixture_dataset import LeRobotMixtureDataset  # noqa: E402  (re-export)
-
-__all__ = ["EpisodeInfo", "LeRobotMixtureDataset", "LeRobotSingleDataset", "Ref", "check_action_horizon"]
+__all__ = ["EpisodeInfo", "LeRobotSingleDataset", "Ref", "check_action_horizon"]

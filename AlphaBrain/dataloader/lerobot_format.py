@@ -99,6 +99,18 @@ def image_hw(feature: dict[str, Any]) -> tuple[int, int]:
     raise DatasetError(f"camera feature has an unexpected shape {shape}; expected [height, width, 3]")
 
 
+def read_json_object(path: Path, name: str, fix: str = "", holds: str = "a JSON object") -> dict[str, Any]:
+    """The JSON object in `path`; a DatasetError naming the file (`name`) and how to `fix` it otherwise."""
+    suffix = f"; {fix}" if fix else ""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"{name} is not valid JSON ({e}){suffix}") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{name} must hold {holds}{suffix}")
+    return data
+
+
 def read_info(root: Path) -> dict[str, Any]:
     """Load and sanity-check meta/info.json, with errors that say how to fix the dataset path."""
     if not root.exists():
@@ -114,12 +126,7 @@ def read_info(root: Path) -> dict[str, Any]:
             f"{root} is not a LeRobot dataset: expected meta/info.json "
             "(point to the dataset folder that contains meta/, data/ and videos/)"
         )
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"cannot parse {info_path}: {e}") from None
-    if not isinstance(info, dict):
-        raise DatasetError(f"{info_path} must hold a JSON object")
+    info = read_json_object(info_path, str(info_path))
     version = info.get("codebase_version")
     if version not in SUPPORTED_VERSIONS:
         raise DatasetError(

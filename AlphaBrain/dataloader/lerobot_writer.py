@@ -33,24 +33,19 @@ from AlphaBrain.dataloader.lerobot_format import (
     V3_VIDEO_PATH,
     WRITABLE_VERSIONS,
 )
-from AlphaBrain.dataloader.parquet_io import IMAGE_STRUCT, encode_png, hf_features_metadata, pandas_index_metadata
-from AlphaBrain.dataloader.video import VideoEncoder, codec_label, pick_encoder
+from AlphaBrain.dataloader.lerobot_schema import (
+    ACTION_KEY,
+    INDEX_FEATURES,
+    STATE_KEY,
+    arrow_schema,
+    build_features,
+    camera_key,
+    episode_table,
+)
+from AlphaBrain.dataloader.parquet_io import pandas_index_metadata
+from AlphaBrain.dataloader.video import VideoEncoder
 from AlphaBrain.utils.atomic_io import atomic_dir
 from AlphaBrain.utils.errors import DatasetError
-
-STATE_KEY = "observation.state"
-ACTION_KEY = "action"
-_INDEX_FEATURES = {
-    "timestamp": "float32",
-    "frame_index": "int64",
-    "episode_index": "int64",
-    "index": "int64",
-    "task_index": "int64",
-}
-
-
-def camera_key(camera: str) -> str:
-    return f"observation.images.{camera}"
 
 
 class LeRobotDatasetWriter:
@@ -96,8 +91,11 @@ class LeRobotDatasetWriter:
         self.chunks_size = int(chunks_size)
         # v3.0 starts a new data/video file once the current one passes this size.
         self.data_mb, self.video_mb = data_files_size_in_mb, video_files_size_in_mb
-        self.features = self._build_features(state_names, action_names)
-        self._arrow_schema = self._schema()
+        self.features = build_features(
+            version=version, fps=self.fps, cameras=self.cameras, image_storage=image_storage,
+            state_dim=self.state_dim, action_dim=self.action_dim, state_names=state_names, action_names=action_names,
+        )
+        self._arrow_schema = arrow_schema(self.features)
         # Extra top-level info.json keys (e.g. how a simulator generated the data);
         # LeRobot ignores keys it does not know.
         self.extra_info: dict[str, Any] = {}
@@ -105,7 +103,7 @@ class LeRobotDatasetWriter:
         self._tasks: dict[str, int] = {}
         self._episodes: list[dict[str, Any]] = []
         self._episode_stats: list[dict[str, Any]] = []
-        self._numeric: dict[str, list[np.ndarray]] = {k: [] for k in (STATE_KEY, ACTION_KEY, *_INDEX_FEATURES)}
+        self._numeric: dict[str, list[np.ndarray]] = {k: [] for k in (STATE_KEY, ACTION_KEY, *INDEX_FEATURES)}
         self._image_stats = {c: ImageStats() for c in self.cameras}
         self._total_frames = 0
         self._finished = False
@@ -117,53 +115,6 @@ class LeRobotDatasetWriter:
 
         self._ctx = atomic_dir(self.root)
         self._tmp = self._ctx.__enter__()
-
-    # ------------------------------------------------------------------ schema
-
-    def _build_features(self, state_names, action_names) -> dict[str, dict[str, Any]]:
-        feats: dict[str, dict[str, Any]] = {}
-        for cam, (h, w) in self.cameras.items():
-            ft: dict[str, Any] = {"dtype": self.image_storage, "shape": [h, w, 3]}
-            if self.image_storage == "video":
-                ft["names"] = ["height", "width", "channels"]
-                ft["info"] = {
-                    "video.height": h, "video.width": w, "video.codec": codec_label(pick_encoder()),
-                    "video.pix_fmt": "yuv420p", "video.is_depth_map": False, "video.fps": self.fps,
-                    "video.channels": 3, "has_audio": False,
-                }
-            else:
-                ft["names"] = ["height", "width", "channel"]
-            feats[camera_key(cam)] = ft
-        for key, dim, names, prefix in (
-            (STATE_KEY, self.state_dim, state_names, "state"),
-            (ACTION_KEY, self.action_dim, action_names, "action"),
-        ):
-            names = list(names) if names is not None else [f"{prefix}_{i}" for i in range(dim)]
-            if len(names) != dim:
-                raise ValueError(f"{key}: {len(names)} names given for {dim} dimensions")
-            feats[key] = {"dtype": "float32", "shape": [dim], "names": names}
-        for key, dtype in _INDEX_FEATURES.items():
-            feats[key] = {"dtype": dtype, "shape": [1], "names": None}
-        if self.version == "v3.0":
-            for ft in feats.values():
-                if ft["dtype"] != "video":
-                    ft["fps"] = self.fps
-        return feats
-
-    def _schema(self) -> pa.Schema:
-        fields, columns = [], []
-        for key, ft in self.features.items():
-            if ft["dtype"] == "video":
-                continue  # video frames live in mp4 files, not in the parquet
-            if ft["dtype"] == "image":
-                typ = IMAGE_STRUCT
-            elif list(ft["shape"]) == [1]:
-                typ = pa.from_numpy_dtype(np.dtype(ft["dtype"]))
-            else:
-                typ = pa.list_(pa.float32(), int(ft["shape"][0]))
-            fields.append(pa.field(key, typ))
-            columns.append(key)
-        return pa.schema(fields, metadata=hf_features_metadata(self.features, columns))
 
     # ------------------------------------------------------------------ episodes
 
@@ -221,24 +172,8 @@ class LeRobotDatasetWriter:
         self._total_frames += t
         return ep
 
-    def _table(self, columns: dict[str, Any], images: dict[str, np.ndarray]) -> pa.Table:
-        arrays = []
-        schema = self._arrow_schema
-        for f in schema:
-            if f.name in columns:
-                value = columns[f.name]
-                if pa.types.is_fixed_size_list(f.type):
-                    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)), f.type.list_size))
-                else:
-                    arrays.append(pa.array(value, type=f.type))
-            else:
-                cam = f.name[len("observation.images."):]
-                cells = [{"bytes": encode_png(frame), "path": None} for frame in images[cam]]
-                arrays.append(pa.array(cells, type=IMAGE_STRUCT))
-        return pa.Table.from_arrays(arrays, schema=schema)
-
     def _write_frames(self, ep: int, t: int, columns, images) -> dict[str, Any]:
-        table = self._table(columns, images)
+        table = episode_table(self._arrow_schema, columns, images)
         if self.version == "v2.1":
             chunk = ep // self.chunks_size
             path = self._tmp / V2_DATA_PATH.format(episode_chunk=chunk, episode_index=ep)

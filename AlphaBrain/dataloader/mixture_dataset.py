@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from AlphaBrain.dataloader.indexing import Ref, check_index
+from AlphaBrain.dataloader.lerobot_dataset import LeRobotSingleDataset
 from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.utils.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
-    from AlphaBrain.dataloader.lerobot_dataset import LeRobotSingleDataset, Ref
     from AlphaBrain.dataloader.statistics import Normalizer
 
 
@@ -29,7 +30,7 @@ class LeRobotMixtureDataset(Dataset):
     is plain concatenation. None = every dataset weight 1.0.
     """
 
-    def __init__(self, datasets: Sequence["LeRobotSingleDataset"], weights: Sequence[float] | None = None) -> None:
+    def __init__(self, datasets: Sequence[LeRobotSingleDataset], weights: Sequence[float] | None = None) -> None:
         if not datasets:
             raise DatasetError("a dataset mixture needs at least one dataset")
         if weights is None:
@@ -104,25 +105,20 @@ class LeRobotMixtureDataset(Dataset):
     # ------------------------------------------------------------------ indexing
 
     def _locate(self, i: int) -> tuple[int, int]:
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {i} out of range for a mixture of {n} frames")
+        i = check_index(i, len(self), "mixture")
         k = int(np.searchsorted(self._offsets, i, side="right") - 1)
         return k, i - int(self._offsets[k])
 
-    def _dataset(self, dataset_index: int) -> "LeRobotSingleDataset":
+    def _dataset(self, dataset_index: int) -> LeRobotSingleDataset:
         if not 0 <= int(dataset_index) < len(self.datasets):
             raise DatasetError(f"no dataset {dataset_index} in a mixture of {len(self.datasets)}")
         return self.datasets[int(dataset_index)]
 
-    def ref(self, i: int) -> "Ref":
+    def ref(self, i: int) -> Ref:
         k, local = self._locate(i)
         return self.datasets[k].ref(local)
 
-    def get_ref(self, ref: "Ref") -> dict[str, Any]:
+    def get_ref(self, ref: Ref) -> dict[str, Any]:
         dataset_index, episode_index, frame_index = ref
         return self._dataset(dataset_index).get(episode_index, frame_index)
 

@@ -1,6 +1,6 @@
 """Normalization statistics (dataset_statistics.json) and the Normalizer that applies them.
 
-Format (DESIGN.md), one entry per embodiment (datasets sharing an embodiment are pooled):
+Format (docs/data/lerobot.md), one entry per embodiment (datasets sharing an embodiment are pooled):
 
     {"libero_franka": {"action": {"mean", "std", "min", "max", "q01", "q99", "mask"},
                        "state":  {... same ...},
@@ -15,12 +15,12 @@ so the gripper command stays an exact open/close.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from AlphaBrain.dataloader.lerobot_format import read_json_object
 from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.errors import DatasetError
 
@@ -102,12 +102,7 @@ def load_dataset_statistics(
     fix = _RECOMPUTE.format(path=path)
     if not path.is_file():
         raise DatasetError(f"statistics file {path} not found; {fix}")
-    try:
-        stats = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"statistics file {path} is not valid JSON ({e}); {fix}") from None
-    if not isinstance(stats, dict):
-        raise DatasetError(f"statistics file {path} must hold a JSON object keyed by embodiment; {fix}")
+    stats = read_json_object(path, f"statistics file {path}", fix, holds="a JSON object keyed by embodiment")
     for embodiment, (state_dim, action_dim) in (expected or {}).items():
         if embodiment not in stats:
             raise DatasetError(

@@ -28,6 +28,7 @@ from AlphaBrain.runs.layout import (
 )
 from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
 from AlphaBrain.utils.errors import UserError
+from AlphaBrain.utils.text import unique_task_names
 
 
 def sub_datasets(stream: Any) -> list:
@@ -231,8 +232,4 @@ def read_stream_order(stream_json: str | Path) -> list[str]:
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
         raise UserError(f"{path}: expected {{\"tasks\": [{{\"name\": ...}}, ...]}} as written by the trainer.")
-    names = [t["name"] for t in tasks]
-    dups = sorted({n for n in names if names.count(n) > 1})
-    if dups or not all(names):
-        raise UserError(f"{path}: task names must be unique and non-empty; repeated: {', '.join(dups) or 'none'}.")
-    return names
+    return unique_task_names([t["name"] for t in tasks], "'tasks'", f"{path}: ")

@@ -15,7 +15,6 @@ from AlphaBrain.evaluation.matrix import (
     aggregate_runs,
     format_matrix_table,
     load_matrix,
-    matrix_from_dict,
     metrics_json,
     read_stream_order,
     train_order_initial,
@@ -23,6 +22,7 @@ from AlphaBrain.evaluation.matrix import (
     write_matrix,
     write_metrics,
 )
+from AlphaBrain.evaluation.success_matrix import matrix_from_dict
 from AlphaBrain.utils.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
