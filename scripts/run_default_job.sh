@@ -11,11 +11,25 @@
 #   STREAM=metaworld_cl5|metaworld_cl10|synthetic_push3 (a 1-minute pipeline check without MuJoCo)
 #   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>   RUN_ID=<name>
 set -euo pipefail
+PROG="$0"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
+if [[ $# -gt 0 ]]; then
+  if [[ "$1" == -h || "$1" == --help ]]; then sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0; fi
+  usage_error "takes no arguments; set the knobs as environment variables, e.g. ALGO=none bash $PROG"
+fi
 cd "$REPO_ROOT"
 
 ALGO="${ALGO:-er}" STREAM="${STREAM:-metaworld_cl5}" TRIALS="${TRIALS:-10}" WORKERS="${WORKERS:-2}"
 RUN_ID="${RUN_ID:-default_tiny_${ALGO}_${STREAM}}"
+# The knobs are checked before the (long) set-up and demo generation.
+case "$STREAM" in metaworld_cl5|metaworld_cl10|synthetic_push3) ;;
+  *) usage_error "STREAM must be one of metaworld_cl5, metaworld_cl10, synthetic_push3, got '$STREAM'" ;; esac
+for knob in STEPS TRIALS WORKERS; do
+  value="${!knob:-1}"
+  [[ "$value" =~ ^[0-9]+$ && "$value" -ge 1 ]] || usage_error "$knob must be an integer >= 1, got '$value'"
+done
+[[ -n "$RUN_ID" && "$RUN_ID" != */* ]] || usage_error "RUN_ID must be a directory name without /, got '$RUN_ID'"
 PY=.venv/bin/python
 export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
 START=$(date +%s)
@@ -23,6 +37,18 @@ stamp() { echo "      ($(( $(date +%s) - START )) s elapsed)"; }
 
 echo "[1/4] set-up"
 bash scripts/setup_env.sh
+# ALGO is checked against the algorithm registry now that the environment exists.
+ALPHABRAIN_PROG="$PROG" "$PY" - "$ALGO" <<'PY' || exit 2
+import sys
+from AlphaBrain.training.continual_learning.algorithms.registry import get_algorithm_class
+from AlphaBrain.utils.cli import command_name, one_line
+from AlphaBrain.utils.errors import UserError
+algo = sys.argv[1]
+try:
+    get_algorithm_class({"none": "sequential", "ft": "sequential"}.get(algo, algo))
+except UserError as exc:
+    sys.exit(f"error: {command_name()}: ALGO={algo}: {one_line(exc)} (none = sequential fine-tuning)")
+PY
 
 echo "[2/4] demonstrations: $STREAM"
 if [[ "$STREAM" == synthetic_push3 ]]; then

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
+from AlphaBrain.config.validate import validate_config
 from AlphaBrain.utils.errors import ConfigError, did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,15 @@ def _parse_dotlist(dotlist: Sequence[str]) -> list[DictConfig]:
     for item in dotlist:
         item = item[2:] if item.startswith("--") else item
         if "=" not in item:
+            if item.endswith((".yaml", ".yml")):
+                raise ConfigError(
+                    f'"{item}" is given among the key=value overrides: list every YAML file before the first override.'
+                )
+            if re.fullmatch(r"[A-Za-z_][\w.]*", item):
+                raise ConfigError(
+                    f'Override "{item}" has no value: write {item}=<value> '
+                    "(overrides are key=value, e.g. continual_learning.steps_per_task=2000)."
+                )
             raise ConfigError(
                 f'Override "{item}" is not of the form key=value (e.g. continual_learning.steps_per_task=2000).'
             )
@@ -86,6 +96,21 @@ def _parse_dotlist(dotlist: Sequence[str]) -> list[DictConfig]:
         except OmegaConfBaseException as exc:
             raise ConfigError(f'Bad override "{item}": {exc}') from None
     return layers
+
+
+def split_config_args(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(YAML paths, dotlist overrides) of a command line such as `a.yaml b.yaml key=value ...`.
+
+    YAML files come first; the first item that is not one (it has an `=`, or it neither ends in
+    .yaml/.yml nor is a file) starts the overrides, so `steps_per_task` without `=` is reported
+    as an override missing its value, not as a missing config file.
+    """
+    yamls: list[str] = []
+    for k, item in enumerate(items):
+        if "=" in item or not (item.endswith((".yaml", ".yml")) or Path(item).is_file()):
+            return yamls, list(items[k:])
+        yamls.append(item)
+    return yamls, []
 
 
 def _key_paths(node: Any, prefix: str = "") -> Iterable[str]:
@@ -117,15 +142,13 @@ def _validate_keys(cfg: DictConfig, schema: DictConfig, source: str) -> None:
 
 def _expand_task_sequence(cfg: DictConfig, layer: DictConfig) -> None:
     """A stream given by name (`task_sequence: /data/x` or `libero_goal`) refined by block keys
-    (`task_sequence.task_order: [...]`) keeps its name: the name becomes the block's base.
+    (`task_sequence.task_order: [...]`) keeps its name: the string becomes `{name: <string>}` and the
+    block's keys refine it. What the name means is the stream registry's business, not the config's.
     A block with its own `base_data_mix` is a new stream and replaces the name outright."""
     key = "continual_learning.task_sequence"
     current, incoming = OmegaConf.select(cfg, key), OmegaConf.select(layer, key)
     if isinstance(incoming, DictConfig) and "base_data_mix" not in incoming and isinstance(current, str):
-        from AlphaBrain.training.continual_learning.datasets.task_sequences import CL_TASK_SEQUENCES
-
-        base = dict(CL_TASK_SEQUENCES.get(current, {"base_data_mix": current}))
-        OmegaConf.update(cfg, key, base, merge=False)
+        OmegaConf.update(cfg, key, {"name": current}, merge=False)
 
 
 def _merge(cfg: DictConfig, layer: DictConfig) -> DictConfig:
@@ -150,15 +173,17 @@ def compose_config(yaml_paths: Sequence[str | os.PathLike], dotlist: Sequence[st
 
 
 def load_run_config(yaml_paths: Sequence[str | os.PathLike], dotlist: Sequence[str] = ()) -> DictConfig:
-    """The trainer's entry: composed config, with the framework chosen."""
+    """The trainer's entry: composed config, with the framework chosen and every value type- and
+    range-checked (`AlphaBrain.config.validate`), before anything is read or written."""
     cfg = compose_config(yaml_paths, dotlist)
-    if cfg.framework.get("name") in (None, ""):
+    framework = cfg.get("framework")
+    if not isinstance(framework, DictConfig) or framework.get("name") in (None, ""):
         raise ConfigError(
             "No model selected: framework.name is empty. Add a model overlay, e.g. "
             f"--config_yaml {BASE_CONFIG.relative_to(REPO_ROOT)} configs/continual_learning/models/tiny.yaml "
             f"(models: {', '.join(available_models())})."
         )
-    return cfg
+    return validate_config(cfg)
 
 
 def _env_message(key: str, raw: str) -> str:

@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from AlphaBrain.deployment import msgpack_numpy
+from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main
 from AlphaBrain.utils.errors import UserError
 
 __all__ = ["DEFAULT_PORT", "PolicyServer", "PortInUseError", "ServerHandle", "main"]
@@ -339,7 +340,7 @@ class PolicyServer:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m AlphaBrain.deployment.policy_server",
         description=(
             "Serve one checkpoint of a continual-learning run over websockets (openpi-compatible protocol: "
@@ -365,7 +366,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
                              "server to the network, without authentication)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=int_arg(0, 65535), default=DEFAULT_PORT,
                         help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port, printed at start)")
     parser.add_argument("--device", default="cpu", help="torch device for the model: cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--embodiment", default=None,
@@ -373,43 +374,38 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-merged", action="store_true",
                         help="LoRA checkpoints: also write the merged weights to <prefix>_merged.pt (reused by later "
                              "loads); by default the adapter is merged in memory only")
-    parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
+    parser.add_argument("--torch-threads", type=int_arg(1), default=None, metavar="N",
                         help="torch intra-op threads (default: torch's choice; set 1-2 when running several servers)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
+    return run_main(_serve, args)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    """main() after parsing: check the port, load the checkpoint, serve until interrupted."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    try:
-        if not 0 <= args.port <= 65535:
-            raise UserError(f"--port must be in 0..65535, got {args.port}.")
-        check_port_free(args.host, args.port)  # before the (slow) model load
-        if args.torch_threads is not None:
-            import torch
+    check_port_free(args.host, args.port)  # before the (slow) model load
+    if args.torch_threads is not None:
+        import torch
 
-            if args.torch_threads < 1:
-                raise UserError(f"--torch-threads must be >= 1, got {args.torch_threads}.")
-            torch.set_num_threads(args.torch_threads)
-        from AlphaBrain.deployment.policy import load_policy
+        torch.set_num_threads(args.torch_threads)
+    from AlphaBrain.deployment.policy import load_policy
 
-        start = time.perf_counter()
-        policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment,
-                             cache_merged=args.cache_merged)
-        meta = policy.metadata
-        logger.info(
-            "loaded run %s checkpoint %s in %.1f s: %d camera(s) %s, state_dim %d, action chunk %dx%d, device %s",
-            meta["run_id"], meta["checkpoint"], time.perf_counter() - start, meta["num_cameras"],
-            meta["image_size"], meta["state_dim"], meta["action_horizon"], meta["action_dim"], args.device,
-        )
-        PolicyServer(policy, host=args.host, port=args.port).serve_forever()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+    start = time.perf_counter()
+    policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment,
+                         cache_merged=args.cache_merged)
+    meta = policy.metadata
+    logger.info(
+        "loaded run %s checkpoint %s in %.1f s: %d camera(s) %s, state_dim %d, action chunk %dx%d, device %s",
+        meta["run_id"], meta["checkpoint"], time.perf_counter() - start, meta["num_cameras"],
+        meta["image_size"], meta["state_dim"], meta["action_horizon"], meta["action_dim"], args.device,
+    )
+    PolicyServer(policy, host=args.host, port=args.port).serve_forever()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,25 +23,22 @@ from tqdm import tqdm
 
 from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
 from AlphaBrain.utils.atomic_io import atomic_write_json
+from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main
 from AlphaBrain.utils.errors import UserError
 
 
 def discover_checkpoints(run_dir: Path, last_only: bool) -> list[str]:
-    from AlphaBrain.training.continual_learning.checkpointing import list_complete_checkpoints
+    from AlphaBrain.runs import RunDir
 
-    if not run_dir.is_dir():
-        root = run_dir.parent
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        root = run.path.parent
         runs = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         raise UserError(f"No run directory {run_dir}." + (f" Runs in {root}: {', '.join(runs)}." if runs else ""))
-    ckpts = list_complete_checkpoints(run_dir / "checkpoints")
+    ckpts = run.checkpoints()
     if not ckpts:
-        raise UserError(f"No complete task checkpoint in {run_dir / 'checkpoints'}: train the run first (run_cl_train.sh).")
-    if not (run_dir / "dataset_statistics.json").is_file():
-        raise UserError(
-            f"{run_dir} has no dataset_statistics.json, so actions cannot be unnormalized. Recompute it: "
-            f"python scripts/run_continual_learning_scripts/compute_dataset_statistics.py "
-            f"--config {run_dir / 'config.yaml'} --out {run_dir / 'dataset_statistics.json'}"
-        )
+        raise UserError(f"No complete task checkpoint in {run.checkpoint_dir}: train the run first (run_cl_train.sh).")
+    run.check_trained()
     names = [c.prefix.name for c in ckpts]
     return names[-1:] if last_only else names
 
@@ -79,8 +76,9 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         raise UserError(f"--max-steps must be >= 1, got {max_steps}.")
     suite = get_suite(suite_name)
     checkpoints = discover_checkpoints(run_dir, last_only)
-    stream = json.loads((run_dir / "stream.json").read_text())
-    train_order = [t["name"] for t in stream["tasks"]]
+    from AlphaBrain.runs import RunDir
+
+    train_order = RunDir(run_dir).stream_task_names()
     unknown = [n for n in train_order if n not in {t.name for t in suite.tasks}]
     if unknown:
         raise UserError(
@@ -120,10 +118,11 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
 
 def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
     """Merge a LoRA checkpoint once into `<prefix>_merged.pt` before the workers load it (they then read that file)."""
-    from AlphaBrain.deployment.policy import load_run_model, resolve_checkpoint
+    from AlphaBrain.runs import RunDir, load_run_model
 
-    if resolve_checkpoint(run_dir, checkpoint).is_dir():
-        load_run_model(run_dir, checkpoint, cache_merged=True)
+    run = RunDir(run_dir)
+    if run.resolve_checkpoint(checkpoint).is_dir():
+        load_run_model(run.path, checkpoint, cache_merged=True)
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
@@ -177,8 +176,10 @@ def check_model(run_dir: Path, model: str) -> None:
 
     from AlphaBrain.config.loader import model_overlay_path
 
+    from AlphaBrain.runs import RunDir
+
     wanted = str(OmegaConf.load(model_overlay_path(model)).framework.name)
-    config = run_dir / "config.yaml"
+    config = RunDir(run_dir).config_file
     if config.is_file():
         trained = str(OmegaConf.load(config).framework.name)
         if trained.lower() != wanted.lower():
@@ -196,7 +197,7 @@ def print_summary(matrix: dict, metrics: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m AlphaBrain.evaluation.cl_eval",
         description="Evaluate every task checkpoint of a run on every task of a simulated suite (T x T success matrix).",
         epilog="Example: python -m AlphaBrain.evaluation.cl_eval --run-id default_tiny_er --suite metaworld_cl5 --trials 10",
@@ -205,40 +206,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model the run used (checked against the run's config.yaml)")
     p.add_argument("--run-root", default="results/Checkpoints", help="where runs live (default results/Checkpoints)")
     p.add_argument("--suite", default=None, help="evaluation suite (default: the run's stream, if it is a suite)")
-    p.add_argument("--trials", type=int, default=10, help="episodes per task and checkpoint (default 10)")
-    p.add_argument("--workers", type=int, default=1, help="parallel rollout processes (default 1)")
+    p.add_argument("--trials", type=int_arg(1), default=10, help="episodes per task and checkpoint (default 10)")
+    p.add_argument("--workers", type=int_arg(1), default=1, help="parallel rollout processes (default 1)")
     p.add_argument("--last-only", action="store_true", help="evaluate only the final task checkpoint")
     p.add_argument("--output-base", default=None, help="results root (default results/eval_cl/<run_id>)")
     p.add_argument("--server", action="store_true", help="talk to the policy through one policy server per worker")
-    p.add_argument("--port-base", type=int, default=5694,
+    p.add_argument("--port-base", type=int_arg(1, 65535), default=5694,
                    help="first policy-server port; worker i uses the i-th free port from here (taken ones are skipped)")
     p.add_argument("--cache-merged", action="store_true",
                    help="LoRA runs: write each merged checkpoint to <prefix>_merged.pt once and reuse it "
                         "(default: merge in memory in every worker, nothing written)")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--max-steps", type=int_arg(1), default=None,
                    help="cap every episode at N steps (quick pipeline checks; success rates are then not the suite's)")
-    p.add_argument("--replan-every", type=int, default=4, help="actions executed from each predicted chunk")
+    p.add_argument("--replan-every", type=int_arg(1), default=4, help="actions executed from each predicted chunk")
     return p
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_main(_main, args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    """main() after parsing: evaluate, then print the matrix and metrics."""
     run_dir = Path(args.run_root) / args.run_id
-    try:
-        if args.model:
-            check_model(run_dir, args.model)
-        suite = args.suite
-        if suite is None:
-            stream_file = run_dir / "stream.json"
-            suite = json.loads(stream_file.read_text())["name"] if stream_file.is_file() else "libero_goal"
-        out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
-        result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
-                              mode="server" if args.server else "inprocess", port_base=args.port_base,
-                              replan_every=args.replan_every, cache_merged=args.cache_merged,
-                              max_steps=args.max_steps)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.model:
+        check_model(run_dir, args.model)
+    suite = args.suite
+    if suite is None:
+        stream_file = run_dir / "stream.json"
+        suite = json.loads(stream_file.read_text())["name"] if stream_file.is_file() else "libero_goal"
+    out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
+    result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
+                          mode="server" if args.server else "inprocess", port_base=args.port_base,
+                          replan_every=args.replan_every, cache_merged=args.cache_merged,
+                          max_steps=args.max_steps)
     print_summary(result["matrix"], result["metrics"])
     print(f"[eval] wrote {out / 'matrix.json'}, {out / 'metrics.json'}, {out / 'matrix.png'}")
     return 0

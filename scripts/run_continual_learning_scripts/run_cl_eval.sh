@@ -40,28 +40,30 @@ run there and the policy is served to them from this environment.
 Example: bash scripts/run_continual_learning_scripts/run_cl_eval.sh --run-id default_tiny_er --trials 10 --workers 2
 USAGE
 }
+PROG="$0"  # as typed: usage errors name it, and so does the Python command it starts (ALPHABRAIN_PROG)
 die() { echo "error: $*" >&2; exit 2; }
+usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
 RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --run-id) [[ $# -ge 2 ]] || die "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
-    --model) [[ $# -ge 2 ]] || die "--model needs a value"; MODEL="$2"; shift 2 ;;
-    --suite) [[ $# -ge 2 ]] || die "--suite needs a value"; SUITE="$2"; shift 2 ;;
-    --trials) [[ $# -ge 2 ]] || die "--trials needs a value"; TRIALS="$2"; shift 2 ;;
-    --workers) [[ $# -ge 2 ]] || die "--workers needs a value"; WORKERS="$2"; shift 2 ;;
-    --gpus) [[ $# -ge 2 ]] || die "--gpus needs a value"; GPUS="$2"; shift 2 ;;
-    --port-base) [[ $# -ge 2 ]] || die "--port-base needs a value"; PORT_BASE="$2"; shift 2 ;;
-    --output-base) [[ $# -ge 2 ]] || die "--output-base needs a value"; OUTPUT_BASE="$2"; shift 2 ;;
+    --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
+    --model) [[ $# -ge 2 ]] || usage_error "--model needs a value"; MODEL="$2"; shift 2 ;;
+    --suite) [[ $# -ge 2 ]] || usage_error "--suite needs a value"; SUITE="$2"; shift 2 ;;
+    --trials) [[ $# -ge 2 ]] || usage_error "--trials needs a value"; TRIALS="$2"; shift 2 ;;
+    --workers) [[ $# -ge 2 ]] || usage_error "--workers needs a value"; WORKERS="$2"; shift 2 ;;
+    --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a value"; GPUS="$2"; shift 2 ;;
+    --port-base) [[ $# -ge 2 ]] || usage_error "--port-base needs a value"; PORT_BASE="$2"; shift 2 ;;
+    --output-base) [[ $# -ge 2 ]] || usage_error "--output-base needs a value"; OUTPUT_BASE="$2"; shift 2 ;;
     --last-only) LAST_ONLY=(--last-only); shift ;;
     --server) SERVER=(--server); shift ;;
     --cache-merged) CACHE_MERGED=(--cache-merged); shift ;;
-    --max-steps) [[ $# -ge 2 ]] || die "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
+    --max-steps) [[ $# -ge 2 ]] || usage_error "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) die "unknown flag '$1' (see --help)" ;;
+    *) usage_error "unknown flag '$1'" ;;
   esac
 done
-[[ -n "$RUN_ID" ]] || die "--run-id is required (a directory under results/Checkpoints/)"
+[[ -n "$RUN_ID" ]] || usage_error "--run-id is required (a directory under results/Checkpoints/)"
 
 cd "$REPO_ROOT"
 if [[ -f .env ]]; then set -a; # shellcheck disable=SC1091
@@ -72,7 +74,7 @@ export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl
 
 if [[ -n "$MODEL" ]]; then
   [[ -f "configs/continual_learning/models/$MODEL.yaml" ]] || \
-    die "unknown --model '$MODEL'. Valid choices: $(cd configs/continual_learning/models && ls *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')"
+    usage_error "unknown --model '$MODEL'. Valid choices: $(cd configs/continual_learning/models && ls *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')"
 fi
 if [[ -n "$GPUS" ]]; then
   NGPU=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
@@ -84,4 +86,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$SUITE" ]] || ARGS+=(--suite "$SUITE")
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
-exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}"
+ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}"

@@ -50,29 +50,34 @@ Example (CPU, no downloads):
 EOF
 }
 
+PROG="$0"  # as typed: usage errors name it, and so do the Python commands it starts (ALPHABRAIN_PROG)
 die() { echo "error: $*" >&2; exit 2; }
+usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
 MODEL="" ALGO="" DATASET="" RUN_ID="" GPUS="" PORT="" SMOKE=0 RESUME=0 DEEPSPEED=""
 YAMLS=() PASSTHROUGH=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --model) [[ $# -ge 2 ]] || die "--model needs a value"; MODEL="$2"; shift 2 ;;
-    --algo) [[ $# -ge 2 ]] || die "--algo needs a value"; ALGO="$2"; shift 2 ;;
-    --dataset) [[ $# -ge 2 ]] || die "--dataset needs a value"; DATASET="$2"; shift 2 ;;
-    --run-id) [[ $# -ge 2 ]] || die "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
-    --gpus) [[ $# -ge 2 ]] || die "--gpus needs a value"; GPUS="$2"; shift 2 ;;
-    --port) [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
+    --model) [[ $# -ge 2 ]] || usage_error "--model needs a value"; MODEL="$2"; shift 2 ;;
+    --algo) [[ $# -ge 2 ]] || usage_error "--algo needs a value"; ALGO="$2"; shift 2 ;;
+    --dataset) [[ $# -ge 2 ]] || usage_error "--dataset needs a value"; DATASET="$2"; shift 2 ;;
+    --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
+    --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a value"; GPUS="$2"; shift 2 ;;
+    --port) [[ $# -ge 2 ]] || usage_error "--port needs a value"; PORT="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --resume) RESUME=1; shift ;;
     --deepspeed) DEEPSPEED="configs/deepspeed/zero2.json"  # the value is optional: taken when it is not a flag
                  if [[ $# -ge 2 && "$2" != -* ]]; then DEEPSPEED="$2"; shift 2; else shift; fi ;;
     --yaml) shift; while [[ $# -gt 0 && "$1" != -* ]]; do YAMLS+=("$1"); shift; done
-            [[ ${#YAMLS[@]} -gt 0 ]] || die "--yaml needs at least one path" ;;
+            [[ ${#YAMLS[@]} -gt 0 ]] || usage_error "--yaml needs at least one path" ;;
     --) shift; PASSTHROUGH=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
-    *) die "unknown flag '$1' (see --help)" ;;
+    *) usage_error "unknown flag '$1'" ;;
   esac
 done
+[[ -z "$PORT" || ( "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ) ]] || \
+  usage_error "--port must be an integer in 1..65535, got '$PORT'"
+[[ -z "$GPUS" || "$GPUS" =~ ^[0-9]+(,[0-9]+)*$ ]] || usage_error "--gpus must be a count (2) or an id list (1,2,3), got '$GPUS'"
 
 cd "$REPO_ROOT"
 if [[ -f .env ]]; then set -a; # shellcheck disable=SC1091
@@ -85,7 +90,7 @@ if [[ ${#YAMLS[@]} -eq 0 ]]; then
   MODEL="${MODEL:-qwengr00t}" ALGO="${ALGO:-er}" DATASET="${DATASET:-libero_goal}"
   if [[ ! -f "$CONFIG_DIR/models/$MODEL.yaml" ]]; then
     valid=$(cd "$CONFIG_DIR/models" && ls *.yaml 2>/dev/null | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
-    die "unknown --model '$MODEL'. Valid choices: $valid"
+    usage_error "unknown --model '$MODEL'. Valid choices: $valid"
   fi
   YAMLS=("$CONFIG_DIR/cl_base.yaml" "$CONFIG_DIR/models/$MODEL.yaml")
 else
@@ -117,7 +122,7 @@ LAUNCH=()
 if [[ "$GPUS" == *,* ]]; then
   export CUDA_VISIBLE_DEVICES="$GPUS"; NPROC=$(echo "$GPUS" | tr ',' '\n' | grep -c .)
 elif [[ -n "$GPUS" ]]; then
-  [[ "$GPUS" =~ ^[0-9]+$ && "$GPUS" -ge 1 ]] || die "--gpus must be a count (2) or an id list (1,2,3), got '$GPUS'"
+  [[ "$GPUS" =~ ^[0-9]+$ && "$GPUS" -ge 1 ]] || usage_error "--gpus must be a count (2) or an id list (1,2,3), got '$GPUS'"
   NPROC="$GPUS"
 else
   NPROC=$(( NGPU > 0 ? NGPU : 1 ))
@@ -131,6 +136,7 @@ if [[ -z "$PORT" ]]; then
   PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 
+export ALPHABRAIN_PROG="$PROG"
 TRAIN=(-m AlphaBrain.training.continual_learning.train --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
 if [[ -n "$DEEPSPEED" ]]; then
   [[ -f "$DEEPSPEED" ]] || die "--deepspeed config '$DEEPSPEED' not found (the shipped one is configs/deepspeed/zero2.json)"
@@ -140,12 +146,12 @@ if [[ -n "$DEEPSPEED" ]]; then
   # accelerate fills the config's "auto" values (micro batch, accumulation, clipping, bf16) from the run.
   CMD=("$PY" -m accelerate.commands.launch --use_deepspeed --deepspeed_config_file "$DEEPSPEED"
        --num_processes "$NPROC" --num_machines 1 --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
-  echo "[run_cl_train] ${CMD[*]}" >&2
+  echo "[run_cl_train] ${CMD[*]}"
   exec "${CMD[@]}"
 fi
 if [[ "$NPROC" -eq 1 ]]; then
   # One process needs no launcher (accelerate's would wrap a config error in its own traceback).
-  echo "[run_cl_train] $PY ${TRAIN[*]}" >&2
+  echo "[run_cl_train] $PY ${TRAIN[*]}"
   exec "$PY" "${TRAIN[@]}"
 fi
 # Several processes: check config and data once, in one process, before starting them all.
@@ -158,5 +164,5 @@ else
   CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$NPROC" --num_machines 1
        --mixed_precision no --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
 fi
-echo "[run_cl_train] ${CMD[*]}" >&2
+echo "[run_cl_train] ${CMD[*]}"
 exec "${CMD[@]}"

@@ -81,7 +81,7 @@ def test_missing_framework_is_explained():
 def test_stream_name_refined_by_block_keys_keeps_the_name():
     cfg = compose_config([], ["continual_learning.task_sequence=/data/x",
                               "continual_learning.task_sequence.task_order=[1,0]"])
-    assert OmegaConf.to_container(cfg.continual_learning.task_sequence) == {"base_data_mix": "/data/x", "task_order": [1, 0]}
+    assert OmegaConf.to_container(cfg.continual_learning.task_sequence) == {"name": "/data/x", "task_order": [1, 0]}
     named = compose_config([], ["continual_learning.task_sequence.num_tasks=3"])  # refines cl_base's libero_goal
-    assert named.continual_learning.task_sequence.base_data_mix == "libero_goal"
+    assert named.continual_learning.task_sequence.name == "libero_goal"
     assert named.continual_learning.task_sequence.num_tasks == 3

@@ -90,7 +90,7 @@ BAD_INPUTS = {
                           r"meta/info.json"),
     "corrupt parquet": (lambda ds, tmp: (["--dataset", str(corrupt_copy(ds, tmp / "corrupt"))], []), r"parquet"),
     "replay ratio": (lambda ds, tmp: (["--dataset", str(ds)], ["continual_learning.replay.replay_batch_ratio=1.5"]),
-                     r"replay_batch_ratio must be strictly between 0 and 1"),
+                     r"replay_batch_ratio must be a number in \(0, 1\), got 1\.5"),
     "one-task stream": (lambda ds, tmp: (["--dataset", str(single_task(tmp))], []), r"at least 2 tasks"),
     "foreign statistics": (lambda ds, tmp: (["--dataset", str(ds)], [f"datasets.vla_data.dataset_statistics={other_stats(tmp)}"]),
                            r"(dim|dimension).*recompute"),
