@@ -18,7 +18,7 @@ from AlphaBrain.utils.lazy import lazy_attributes
 _EXPORTS = {
     "DEFAULT_PORT": "policy_server",
     "PolicyServer": "policy_server",
-    "PortInUseError": "policy_server",
+    "PortInUseError": "ports",
     "PolicyClient": "policy_client",
     "PolicyServerError": "policy_client",
     "PolicyServerUnavailable": "policy_client",

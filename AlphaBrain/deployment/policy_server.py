@@ -42,12 +42,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import errno
 import http
 import itertools
 import logging
 import signal
-import socket
 import sys
 import threading
 import time
@@ -55,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from AlphaBrain.deployment import msgpack_numpy
+from AlphaBrain.deployment.ports import PortInUseError, bind_error, check_port_free
 from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main
 from AlphaBrain.utils.errors import UserError
 
@@ -63,40 +62,6 @@ __all__ = ["DEFAULT_PORT", "PolicyServer", "PortInUseError", "ServerHandle", "ma
 DEFAULT_PORT = 5694
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 logger = logging.getLogger("alphabrain.deployment.server")
-
-
-class PortInUseError(UserError):
-    """The requested host:port cannot be bound."""
-
-
-def _bind_error(host: str, port: int, exc: OSError) -> UserError:
-    if exc.errno == errno.EADDRINUSE:
-        return PortInUseError(
-            f"Port {port} on {host} is already in use (another policy server, or another program, holds it). "
-            f"Pick a free one with --port (e.g. --port {port + 1}), or stop the process using it."
-        )
-    if exc.errno == errno.EACCES:
-        return PortInUseError(f"No permission to bind port {port} on {host}; use a port above 1023 with --port.")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return UserError(f"Cannot bind {host}:{port}: {host} is not an address of this machine; use --host 127.0.0.1.")
-    return UserError(f"Cannot bind {host}:{port}: {exc.strerror or exc}.")
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise PortInUseError now if host:port cannot be bound (same socket options as the server)."""
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise UserError(f"Cannot resolve host {host!r}: {exc}; use --host 127.0.0.1.") from None
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(addr)
-        except OSError as exc:
-            raise _bind_error(host, port, exc) from None
 
 
 def _health_check(connection: Any, request: Any) -> Any:
@@ -273,7 +238,7 @@ class PolicyServer:
                     process_request=_health_check, compression=None, max_size=self.max_message_bytes,
                 )
             except OSError as exc:
-                raise _bind_error(self.host, self.port, exc) from None
+                raise bind_error(self.host, self.port, exc) from None
             try:
                 self.port = int(server.sockets[0].getsockname()[1])
                 logger.info("policy server listening on ws://%s:%d (health check: http://%s:%d/healthz)",

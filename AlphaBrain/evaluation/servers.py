@@ -24,7 +24,7 @@ LOG_TAIL_LINES = 15
 
 def pick_ports(port_base: int, n: int, host: str = "127.0.0.1") -> list[int]:
     """`n` free ports from `port_base` upward; a taken one is skipped with a note on stderr."""
-    from AlphaBrain.deployment.policy_server import check_port_free
+    from AlphaBrain.deployment.ports import check_port_free
 
     if not 1 <= port_base <= 65535 - n:
         raise UserError(f"--port-base must be in 1..{65535 - n}, got {port_base}.")
