@@ -1,4 +1,4 @@
-"""Small stand-ins shared by the A-GEM, DER++ and LwF tests: a toy policy, toy task datasets, trainer helpers.
+"""Small stand-ins shared by the algorithm tests: a toy policy, toy task datasets, trainer helpers.
 
 The toy policy satisfies the part of the policy contract the algorithms use
 (`per_sample_action_loss`, `action_outputs`, `forward`) on samples with a 3-vector
@@ -69,15 +69,32 @@ class ToyTask:
         return [self.get_ref(self.ref(i)) for i in range(start, start + size)]
 
 
-def context(task: int, model: nn.Module, accumulation: int = 1, accelerator=None) -> CLContext:
-    return CLContext(task, model, ToyTask(task), None, accelerator, num_tasks=3,
-                     extras={"gradient_accumulation_steps": accumulation, "steps": 10})
+def context(task: int, model: nn.Module, accumulation: int = 1, accelerator=None, data=None) -> CLContext:
+    data = ToyTask(task) if data is None else data
+    return CLContext(task, model, data, None, accelerator, num_tasks=3, steps=10,
+                     gradient_accumulation_steps=accumulation)
+
+
+def start_task(algo, ctx: CLContext) -> CLContext:
+    """What the trainer does at a task start: `algo.ctx = ctx`, then `on_task_start(ctx)`."""
+    algo.ctx = ctx
+    algo.on_task_start(ctx)
+    return ctx
+
+
+def micro_batches(ctx: CLContext, steps: int):
+    """(step, micro_batch) for `steps` optimizer steps, with `ctx`'s step fields set before each as the trainer sets them."""
+    first = ctx.global_step
+    for step in range(steps):
+        ctx.step, ctx.global_step = step, first + step
+        for micro in range(ctx.gradient_accumulation_steps):
+            ctx.micro_batch = micro
+            yield step, micro
 
 
 def finish_task(algo, task: int, model: nn.Module) -> None:
     """on_task_start + on_task_end of `task` (no training steps in between)."""
-    algo.on_task_start(context(task, model))
-    algo.on_task_end(context(task, model))
+    algo.on_task_end(start_task(algo, context(task, model)))
 
 
 def perturb(model: nn.Module, scale: float = 0.1, seed: int = 1) -> None:

@@ -15,6 +15,7 @@ from cl_toys import (
     context,
     finish_task,
     json_round_trip,
+    start_task,
 )
 
 from AlphaBrain.training.continual_learning.algorithms import AGEM, get_algorithm_class
@@ -51,7 +52,7 @@ def agem_after_task_0(model, **hparams):
     algo = AGEM.from_config({"buffer_size_per_task": 4, "agem_mem_batch_size": 4, **hparams})
     algo.bind_runtime(seed=1)
     finish_task(algo, 0, model)
-    algo.on_task_start(context(1, model))
+    start_task(algo, context(1, model))
     return algo
 
 
@@ -113,11 +114,12 @@ def test_missing_gradient_counts_as_zero():
 def test_only_the_last_micro_batch_of_a_step_projects():
     model = ToyPolicy()
     algo = agem_after_task_0(model)
-    algo.on_task_start(context(1, model, accumulation=2))
+    ctx = start_task(algo, context(1, model, accumulation=2))
     ref = memory_reference_gradient(algo, model)
     set_grad(model, -ref)
     algo.after_backward(model)  # micro-batch 1 of 2: gradient still partial
     assert torch.equal(flat_grad(model), -ref) and algo.stats == {}
+    ctx.micro_batch = 1
     algo.after_backward(model)  # micro-batch 2 of 2: the step's gradient
     assert flat_grad(model).abs().max() < 1e-5  # -r projected onto r's orthogonal complement is 0
     assert algo.stats == {"1": {"steps": 1, "projected": 1}}
@@ -126,7 +128,7 @@ def test_only_the_last_micro_batch_of_a_step_projects():
 def test_nothing_happens_while_the_memory_is_empty():
     model = ToyPolicy()
     algo = AGEM.from_config({})
-    algo.on_task_start(context(0, model))
+    start_task(algo, context(0, model))
     set_grad(model, torch.ones(sum(p.numel() for p in model.parameters())))
     algo.after_backward(model)
     assert torch.equal(flat_grad(model), torch.ones_like(flat_grad(model))) and algo.stats == {}
@@ -141,7 +143,7 @@ def test_every_rank_projects_identically_and_the_training_rng_is_untouched():
         algo = AGEM.from_config({"buffer_size_per_task": 8, "agem_mem_batch_size": 3})
         algo.bind_runtime(seed=5, rank=rank, world_size=2)
         finish_task(algo, 0, model)
-        algo.on_task_start(context(1, model))
+        start_task(algo, context(1, model))
         model.eval()  # g: against the whole memory's gradient (deterministic), so the step surely conflicts
         set_grad(model, -memory_reference_gradient(algo, model))
         model.train()
@@ -185,7 +187,7 @@ def test_state_round_trip_gives_the_same_projection():
     assert restored.tensor_state_dict() == {} and restored.stats == algo.stats
     grads = []
     for a in (algo, restored):
-        a.on_task_start(context(1, model))
+        start_task(a, context(1, model))
         set_grad(model, -torch.ones(sum(p.numel() for p in model.parameters())))
         a.after_backward(model)
         grads.append(flat_grad(model))

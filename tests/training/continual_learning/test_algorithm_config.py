@@ -10,6 +10,13 @@ from AlphaBrain.training.continual_learning.algorithms import (
     build_cl_algorithm,
     get_algorithm_class,
 )
+from AlphaBrain.training.continual_learning.algorithms.hparams import (
+    Param,
+    check_at_most,
+    check_bool,
+    check_float,
+    check_ratio,
+)
 from AlphaBrain.utils.errors import ConfigError, UserError
 
 GENERIC = [
@@ -110,5 +117,34 @@ def test_er_hyperparameters_from_either_block_after_algo_er():
 
 
 def test_boolean_buffer_size_is_rejected():
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(ConfigError, match=r"continual_learning\.algorithm\.buffer_size_per_task must be an integer >= 1, got True"):
         ER(buffer_size_per_task=True)
+
+
+def test_constructor_checks_like_from_config():
+    assert ER(replay_batch_ratio=0.5).hparams == {**ER.defaults(), "replay_batch_ratio": 0.5}
+    with pytest.raises(ConfigError, match=r'"continual_learning.algorithm.buffer_size".*Did you mean "buffer_size_per_task"'):
+        ER(buffer_size=3)
+
+
+def test_every_builtin_hyperparameter_is_declared_with_its_check():
+    for name in algorithm_names():
+        for key, spec in get_algorithm_class(name).HYPERPARAMETERS.items():
+            assert isinstance(spec, Param), (name, key)
+            assert spec.validate(key, spec.default) is not None or spec.nullable, (name, key)
+
+
+def test_algorithms_that_read_param_grad_declare_it():
+    assert {n for n in algorithm_names() if get_algorithm_class(n).needs_param_grad} == {"agem", "si"}
+
+
+@pytest.mark.parametrize("check, args, message", [
+    (check_float, ("ewc_gamma", 1.5, 0.0), r"ewc_gamma must be a finite number in \[0, 1\], got 1\.5"),
+    (check_ratio, ("replay_batch_ratio", True), r"replay_batch_ratio must be strictly between 0 and 1, got True"),
+    (check_bool, ("online", 1), r"online must be true or false, got 1"),
+    (check_at_most, ("mir_top_k", 9, "mir_candidate_size", 8), r"mir_top_k = 9 exceeds mir_candidate_size = 8"),
+])
+def test_checks_name_the_key_the_value_and_the_range(check, args, message):
+    kwargs = {"maximum": 1.0} if check is check_float else {}
+    with pytest.raises(ConfigError, match=rf"continual_learning\.algorithm\.{message}"):
+        check(*args, **kwargs)

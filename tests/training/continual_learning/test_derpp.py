@@ -14,6 +14,7 @@ from cl_toys import (
     finish_task,
     json_round_trip,
     perturb,
+    start_task,
 )
 from safetensors.torch import load_file, save_file
 
@@ -27,13 +28,12 @@ def derpp_after(tasks, model, **hparams):
     algo.bind_runtime(seed=3)
     for t in range(tasks):
         finish_task(algo, t, model)
-    algo.on_task_start(context(tasks, model))
+    start_task(algo, context(tasks, model))
     return algo
 
 
 def penalty_on(algo, model, task=1):
-    algo.observe(ToyTask(task).batch(), task)
-    return algo.compute_penalty(model)
+    return algo.compute_penalty(model, ToyTask(task).batch())
 
 
 def test_registered_with_alias():
@@ -85,11 +85,14 @@ def test_replay_term_is_the_mean_action_loss_on_memory():
     assert float(penalty.detach()) == pytest.approx(0.25 * float(expected.detach()), rel=1e-5)
 
 
-def test_memory_batches_are_used_once():
+def test_every_penalty_draws_its_own_memory_batches():
     model = ToyPolicy()
-    algo = derpp_after(1, model)
-    assert penalty_on(algo, model) is not None
-    assert algo.compute_penalty(model) is None  # no observe since: nothing stale is replayed
+    algo = derpp_after(2, model, buffer_size_per_task=6, derpp_mem_batch_size=3, derpp_alpha=0.0)
+    perturb(model)
+    batch = ToyTask(2).batch()
+    # The training batch is the same; the replay term is on a fresh draw from memory each time.
+    draws = {float(algo.compute_penalty(model, batch).detach()) for _ in range(4)}
+    assert len(draws) > 1
 
 
 def test_tensor_state_round_trip_gives_the_same_penalty(tmp_path):
@@ -105,7 +108,7 @@ def test_tensor_state_round_trip_gives_the_same_penalty(tmp_path):
     model.eval()
     penalties = []
     for a in (algo, restored):
-        a.on_task_start(context(2, model))
+        start_task(a, context(2, model))
         penalties.append(penalty_on(a, model, task=2))
     assert float(penalties[0].detach()) > 0 and torch.equal(penalties[0], penalties[1])
 

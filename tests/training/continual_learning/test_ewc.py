@@ -26,6 +26,9 @@ def samples(task, n):
     return ToyTask(task, n).batch(n)
 
 
+BATCH = samples(0, 2)  # the batch a penalty is computed beside (EWC's does not depend on it)
+
+
 def trainable(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -99,13 +102,13 @@ def test_fisher_samples_depend_on_seed_and_task_not_rank():
 def test_penalty_is_zero_at_the_anchor_and_quadratic_in_the_distance():
     model, data = ToyPolicy(freeze_body=True), samples(0, 16)
     algo = EWC(ewc_lambda=50.0)
-    assert algo.compute_penalty(model) is None  # before the first task ends
+    assert algo.compute_penalty(model, BATCH) is None  # before the first task ends
     algo.on_task_start(ctx(model, data, 0))
-    assert algo.compute_penalty(model) is None
+    assert algo.compute_penalty(model, BATCH) is None
     algo.on_task_end(ctx(model, data, 0))
     anchor = trainable(model)
     algo.on_task_start(ctx(model, data, 1))
-    assert algo.compute_penalty(model).item() == 0.0
+    assert algo.compute_penalty(model, BATCH).item() == 0.0
 
     d = {n: torch.randn_like(v) * 0.1 for n, v in anchor.items()}
     params = dict(model.named_parameters())
@@ -114,7 +117,7 @@ def test_penalty_is_zero_at_the_anchor_and_quadratic_in_the_distance():
         with torch.no_grad():
             for n in d:
                 params[n].copy_(anchor[n] + k * d[n])
-        return algo.compute_penalty(model)
+        return algo.compute_penalty(model, BATCH)
 
     p1, p2 = penalty_at(1.0), penalty_at(2.0)
     assert p1.item() > 0
@@ -163,7 +166,7 @@ def test_offline_keeps_one_term_per_task_and_sums_their_penalties():
         for name in f:
             torch.testing.assert_close(term.importance[name], f[name], rtol=1e-5, atol=1e-7)
     expected = manual_penalty(model, f0, a0, 3.0) + manual_penalty(model, f1, a1, 3.0)
-    torch.testing.assert_close(algo.compute_penalty(model), expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(algo.compute_penalty(model, BATCH), expected, rtol=1e-5, atol=0)
     keys = set(algo.tensor_state_dict())
     assert {k.split(".")[0] for k in keys} == {"task0", "task1"}
     assert "task1.fisher.head.weight" in keys and "task0.anchor.body.0.bias" in keys
@@ -196,7 +199,7 @@ def test_tensor_state_round_trip_gives_the_same_penalty(online, tmp_path):
     restored.load_state_dict(state)
     restored.load_tensor_state_dict(load_file(str(tmp_path / "cl.safetensors")))
     restored.on_task_start(ctx(model, data, 2))
-    assert torch.equal(restored.compute_penalty(model), algo.compute_penalty(model))
+    assert torch.equal(restored.compute_penalty(model, BATCH), algo.compute_penalty(model, BATCH))
     assert restored.state_dict() == state
 
 
@@ -221,7 +224,7 @@ def test_built_from_yaml_with_documented_defaults():
     algo = build_cl_algorithm(compose_config([], ["continual_learning.algorithm.name=ewc",
                                                   "continual_learning.algorithm.ewc_lambda=10"]))
     assert isinstance(algo, EWC)
-    assert algo.hparams == {**EWC.HYPERPARAMETERS, "ewc_lambda": 10.0}
+    assert algo.hparams == {**EWC.defaults(), "ewc_lambda": 10.0}
 
 
 # ---------------------------------------------------------------------- trainer

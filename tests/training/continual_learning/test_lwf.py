@@ -14,6 +14,7 @@ from cl_toys import (
     finish_task,
     json_round_trip,
     perturb,
+    start_task,
 )
 from safetensors.torch import load_file, save_file
 
@@ -25,13 +26,12 @@ from AlphaBrain.utils.errors import ConfigError, UserError
 def lwf_after_task_0(model, **hparams):
     algo = LwF.from_config(hparams)
     finish_task(algo, 0, model)
-    algo.on_task_start(context(1, model))
+    start_task(algo, context(1, model))
     return algo
 
 
 def penalty_on(algo, model, task=1):
-    algo.observe(ToyTask(task).batch(), task)
-    return algo.compute_penalty(model)
+    return algo.compute_penalty(model, ToyTask(task).batch())
 
 
 def test_registered():
@@ -54,7 +54,7 @@ def test_teacher_is_a_frozen_eval_copy_sharing_only_frozen_parameters():
 def test_no_penalty_on_the_first_task():
     model = ToyPolicy()
     algo = LwF.from_config({})
-    algo.on_task_start(context(0, model))
+    start_task(algo, context(0, model))
     assert penalty_on(algo, model, task=0) is None
 
 
@@ -101,7 +101,7 @@ def test_teacher_is_restored_from_tensor_state(tmp_path, freeze_body):
     restored.load_tensor_state_dict(load_file(str(tmp_path / "t.safetensors")))
     assert restored.tensor_state_dict().keys() == algo.tensor_state_dict().keys()  # handed on before the rebuild
     student = copy.deepcopy(model)
-    restored.on_task_start(context(1, student))
+    start_task(restored, context(1, student))
     for key, value in algo.teacher.state_dict().items():
         assert torch.equal(restored.teacher.state_dict()[key], value), key
     model.eval()

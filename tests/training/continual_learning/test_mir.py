@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from cl_toys import micro_batches, start_task
 
 from AlphaBrain.training.continual_learning.algorithms import MIR, CLContext, build_cl_algorithm
 from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
@@ -26,10 +27,8 @@ def start_task_1(model, stream, accum=1, **hp):
     algo = MIR.from_config(params)
     algo.bind_runtime(seed=0)
     algo.buffer.populate_from_dataset(0, stream.tasks[0])
-    ctx = CLContext(1, model, stream.tasks[1], None, None, num_tasks=3,
-                    extras={"gradient_accumulation_steps": accum, "steps": 10})
-    algo.on_task_start(ctx)
-    return algo, ctx
+    ctx = CLContext(1, model, stream.tasks[1], None, None, num_tasks=3, steps=10, gradient_accumulation_steps=accum)
+    return algo, start_task(algo, ctx)
 
 
 def current_batch(stream, start=0, size=4):
@@ -109,6 +108,7 @@ def test_hooks_capture_the_gradient_of_the_trainers_backward(tiny):
     algo.after_backward(model)
     model.zero_grad(set_to_none=True)
 
+    ctx.step = ctx.global_step = 1
     micro_step(algo, model, current_batch(stream, 4))  # not followed by a refresh: nothing copied
     assert algo.captured_grads == {}
     algo.after_backward(model)
@@ -119,28 +119,25 @@ def test_hooks_capture_the_gradient_of_the_trainers_backward(tiny):
     assert algo.cache == []  # the next task starts with a refresh
 
 
-def test_accumulation_sums_micro_batches_and_counts_optimizer_steps(tiny):
+def test_accumulation_sums_micro_batches_and_refreshes_on_optimizer_steps(tiny):
     model, stream = tiny
-    algo, _ = start_task_1(model, stream, accum=2, mir_refresh_interval=2)
-    micro_step(algo, model, current_batch(stream, 0), accum=2)
-    algo.after_backward(model)
-    assert algo.last_refresh == {}  # half an optimizer step: no refresh yet
-    micro_step(algo, model, current_batch(stream, 4), accum=2)
-    for n, p in model.named_parameters():
-        if p.grad is not None:
-            torch.testing.assert_close(algo.captured_grads[n], p.grad, rtol=1e-6, atol=0.0)
-    algo.after_backward(model)
-    assert algo.last_refresh["step"] == 0
-
+    algo, ctx = start_task_1(model, stream, accum=2, mir_refresh_interval=2)
     refreshed = []
-    for _ in range(4):  # 8 micro-batches = 4 optimizer steps
-        for micro in range(2):
+    for step, micro in micro_batches(ctx, 5):  # 5 optimizer steps of 2 micro-batches
+        if micro == 0:
             model.zero_grad(set_to_none=True)
-            micro_step(algo, model, current_batch(stream, 4 * micro), accum=2)
-            algo.after_backward(model)
-        refreshed.append(algo.last_refresh["step"])
-    assert refreshed == [0, 2, 2, 4]
-    assert algo.state_dict()["mir"]["step"] == 5
+        micro_step(algo, model, current_batch(stream, 4 * micro), accum=2)
+        if step == 0 and micro == 1:  # the capture step's gradient: both micro-batches summed
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    torch.testing.assert_close(algo.captured_grads[n], p.grad, rtol=1e-6, atol=0.0)
+        algo.after_backward(model)
+        if step == 0 and micro == 0:
+            assert algo.last_refresh == {}  # half an optimizer step: no refresh yet
+        if micro == 1:
+            refreshed.append(algo.last_refresh["step"])
+    assert refreshed == [0, 0, 2, 2, 4]
+    assert algo.state_dict()["mir"]["last_refresh"] == 4
 
 
 def test_replay_is_drawn_from_the_cache(tiny):
@@ -168,7 +165,7 @@ def test_replay_draws_with_replacement_when_the_cache_is_small(tiny):
 
 def test_state_dict_round_trip_restores_the_cache_and_the_draws(tiny):
     model, stream = tiny
-    algo, _ = start_task_1(model, stream, mir_refresh_interval=100)
+    algo, ctx = start_task_1(model, stream, mir_refresh_interval=100)
     micro_step(algo, model, current_batch(stream))
     algo.after_backward(model)
     state = json.loads(json.dumps(algo.state_dict()))
@@ -176,6 +173,7 @@ def test_state_dict_round_trip_restores_the_cache_and_the_draws(tiny):
     restored = MIR.from_config(state["hparams"])
     restored.load_state_dict(state)
     restored.buffer.attach_source(stream.tasks[1])
+    restored.ctx = ctx
     assert restored.cache == algo.cache and restored.state_dict() == state
     for _ in range(3):
         a = algo.modify_batch(current_batch(stream, size=8), 1)
@@ -243,7 +241,7 @@ def test_trainer_run_writes_every_checkpoint_and_resumes_exactly(synthetic_datas
         assert (ckpts / f"task_{k}_id{k}_steps_{4 * (k + 1)}_pytorch_model.pt").is_file()
     state = json.loads((ckpts / "task_2_id2_steps_12_cl_state.json").read_text())["algorithm"]
     # Refreshed during the run; emptied at the task end, so the checkpoint holds nothing rank-specific.
-    assert state["name"] == "mir" and state["mir"]["last_refresh"] == 10 and state["mir"]["step"] == 12
+    assert state["name"] == "mir" and state["mir"]["last_refresh"] == 10
     assert state["mir"]["cache"] == [] and trainer.algorithm.last_refresh["top"]
     assert all(not p._backward_hooks for p in trainer.unwrapped.parameters())
 

@@ -8,6 +8,7 @@ import pytest
 
 from AlphaBrain.training.continual_learning.algorithms import Multitask, get_algorithm_class
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.multitask import memory_share
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
 from AlphaBrain.utils.errors import ConfigError
 
 
@@ -60,7 +61,9 @@ def test_every_frame_of_finished_tasks_is_kept():
     algo = Multitask.from_config({})
     algo.bind_runtime(seed=0)
     run_tasks(algo, [30, 50, 20])
+    assert isinstance(algo, TaskEndMemory) and algo.buffer.buffer_size_per_task is None
     assert [algo.buffer.get_task_size(t) for t in (0, 1)] == [30, 50]
+    assert all(len(set(map(tuple, algo.buffer._refs[t].tolist()))) == n for t, n in ((0, 30), (1, 50)))
 
 
 def test_batches_draw_uniformly_over_the_union():
@@ -96,8 +99,10 @@ def test_state_round_trip_restores_memory_and_sampling(tmp_path):
     restored.bind_runtime(seed=5)
     restored.load_state_dict(state)
     restored.on_task_start(ctx(2, 40))  # what the trainer does right after restoring
-    assert restored.buffer.get_task_size(0) == 40
+    assert restored.buffer.get_task_size(0) == 40 and restored.buffer.buffer_size_per_task is None
     assert algo.modify_batch(current_batch(2, 16), 2) == restored.modify_batch(current_batch(2, 16), 2)
+    restored.on_task_end(ctx(2, 70))  # a later task is stored whole too
+    assert restored.buffer.get_task_size(2) == 70
 
 
 def test_bad_hyperparameters_name_the_key():

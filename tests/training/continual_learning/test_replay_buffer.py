@@ -8,6 +8,7 @@ import pytest
 from AlphaBrain.training.continual_learning.algorithms import ER, ReplayBuffer
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import num_replay_samples
 from AlphaBrain.training.continual_learning.algorithms.replay_buffer import reservoir_indices
+from AlphaBrain.utils.errors import ConfigError
 
 
 class FakeTaskDataset:
@@ -54,6 +55,21 @@ def test_population_caps_per_task_and_stores_references():
     buf = make_buffer(per_task=40)
     assert [buf.get_task_size(t) for t in buf.get_task_ids()] == [30, 40, 40]
     assert buf.nbytes() == 24 * len(buf)  # three int64 per stored sample, no decoded tensors
+
+
+def test_no_size_keeps_every_frame_and_survives_a_round_trip():
+    buf = make_buffer(sizes=(30, 60), per_task=None)
+    assert [buf.get_task_size(t) for t in buf.get_task_ids()] == [30, 60]
+    assert buf._refs[1].tolist() == [[1, i // 10, i % 10] for i in range(60)]
+    restored = ReplayBuffer(buffer_size_per_task=5)
+    restored.load_state_dict(json.loads(json.dumps(buf.state_dict())))
+    assert restored.buffer_size_per_task is None and len(restored) == 90
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True])
+def test_bad_size_names_the_key(size):
+    with pytest.raises(ConfigError, match=r"buffer_size_per_task must be an integer >= 1"):
+        ReplayBuffer(buffer_size_per_task=size)
 
 
 def test_balanced_draws_are_equal_per_task():

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from cl_toys import ToyPolicy, ToyTask, algo_config, assert_crash_and_resume_is_exact, json_round_trip
+from cl_toys import ToyPolicy, ToyTask, algo_config, assert_crash_and_resume_is_exact, json_round_trip, start_task
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 
@@ -23,7 +23,7 @@ def trainable(model):
 
 
 def ctx(model, task_id, accum=1, accelerator=None):
-    return CLContext(task_id, model, None, None, accelerator, extras={"gradient_accumulation_steps": accum})
+    return CLContext(task_id, model, None, None, accelerator, gradient_accumulation_steps=accum)
 
 
 def run_task(algo, model, task_id, data, *, steps, accum=1, scale=None, accelerator=None, ascend_from=None):
@@ -37,16 +37,17 @@ def run_task(algo, model, task_id, data, *, steps, accum=1, scale=None, accelera
     params = [p for p in model.parameters() if p.requires_grad]
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9)
-    algo.on_task_start(ctx(model, task_id, accum, accelerator))
+    context = start_task(algo, ctx(model, task_id, accum, accelerator))
     start = trainable(model)
     omega = {n: torch.zeros_like(v) for n, v in start.items()}
     omega_total = {n: torch.zeros_like(v) for n, v in start.items()}
     for step in range(steps):
         task_grad = [torch.zeros_like(p) for p in params]
         for micro in range(accum):
+            context.step, context.micro_batch = step, micro
             batch = [data[(step * accum + micro) % len(data)], data[(step * accum + micro + 1) % len(data)]]
             loss = model(batch)["action_loss"]
-            penalty = algo.compute_penalty(model)
+            penalty = algo.compute_penalty(model, batch)
             total = (loss if penalty is None else loss + penalty) / accum
             for acc, g in zip(task_grad, torch.autograd.grad(loss / accum, params, retain_graph=True)):
                 acc += g
@@ -64,7 +65,7 @@ def run_task(algo, model, task_id, data, *, steps, accum=1, scale=None, accelera
         for n, g, g_total in zip(names, task_grad, total_grad):
             omega[n] -= g * (after[n] - before[n])
             omega_total[n] -= g_total * (after[n] - before[n])
-    algo.on_task_end(ctx(model, task_id, accum, accelerator))
+    algo.on_task_end(context)
     return omega, start, omega_total
 
 
@@ -125,12 +126,12 @@ def test_fp16_loss_scaling_is_undone_and_a_skipped_inf_step_adds_nothing():
     assert_dicts_close(algo.term.importance, reference.term.importance, rtol=1e-5, atol=1e-6)
 
     # An overflowing step: the scaler skips optimizer.step, θ does not move, ω gets no nan.
-    algo.on_task_start(ctx(model, 1, accelerator=acc))
+    start_task(algo, ctx(model, 1, accelerator=acc))
     model(data[:2])["action_loss"].backward()
     model.head.weight.grad[0, 0] = float("inf")
     algo.after_backward(model)
     model.zero_grad()
-    algo.on_task_end(ctx(model, 1, accelerator=acc))
+    algo.on_task_end(algo.ctx)
     assert_dicts_close(algo.term.importance, reference.term.importance, rtol=1e-5, atol=1e-6)
 
 
@@ -143,7 +144,7 @@ def test_refused_where_param_grad_is_sharded(kind):
 
 def test_missing_param_grad_is_a_clear_error():
     model, algo = ToyPolicy(), SI()
-    algo.on_task_start(ctx(model, 0))
+    start_task(algo, ctx(model, 0))
     with pytest.raises(ConfigError, match="no gradient in param.grad.*ZeRO"):
         algo.after_backward(model)  # as after a ZeRO-2 backward: every param.grad is None
 
@@ -162,8 +163,8 @@ def test_tensor_state_round_trip_gives_the_same_penalty(tmp_path):
     restored.load_tensor_state_dict(load_file(str(tmp_path / "cl.safetensors")))
     with torch.no_grad():
         model.head.weight.add_(0.1)
-    assert restored.compute_penalty(model).item() > 0
-    assert torch.equal(restored.compute_penalty(model), algo.compute_penalty(model))
+    assert restored.compute_penalty(model, samples(0, 2)).item() > 0
+    assert torch.equal(restored.compute_penalty(model, samples(0, 2)), algo.compute_penalty(model, samples(0, 2)))
     assert restored.state_dict() == state
 
 

@@ -11,12 +11,13 @@ class definition instead of silently never running.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Optional
 
 import torch
 
-from AlphaBrain.utils.errors import ConfigError, did_you_mean
+from AlphaBrain.training.continual_learning.algorithms.hparams import check_hyperparameters, defaults, with_defaults
+from AlphaBrain.utils.errors import ConfigError
 
 HOOKS = (
     "observe",
@@ -30,7 +31,12 @@ HOOKS = (
 
 @dataclass
 class CLContext:
-    """Handles an algorithm may need at a task boundary."""
+    """What an algorithm may need about the current task and the current step.
+
+    The trainer builds one per task, sets it as `algorithm.ctx` before `on_task_start`, and
+    updates the step fields before every micro-batch's `observe`, so `after_backward` knows
+    where it stands without counting calls itself.
+    """
 
     task_id: int
     model: torch.nn.Module                    # the unwrapped policy
@@ -38,22 +44,59 @@ class CLContext:
     task_dataloader: Any                      # the (possibly sharded) DataLoader of this task
     accelerator: Any                          # accelerate.Accelerator
     num_tasks: int = 0
-    extras: dict = field(default_factory=dict)
+    steps: int = 0                            # optimizer steps this task trains for
+    gradient_accumulation_steps: int = 1      # micro-batches per optimizer step
+    step: int = 0                             # optimizer step within the task, 0-based
+    micro_batch: int = 0                      # micro-batch within the step, 0-based
+    global_step: int = 0                      # optimizer steps since the start of the run
+
+    @property
+    def is_optimizer_step(self) -> bool:
+        """True on the last micro-batch of a step: after its backward the gradient is whole and the optimizer steps."""
+        return self.micro_batch == self.gradient_accumulation_steps - 1
+
+
+# accelerate's distributed types whose optimizers own the gradients (param.grad is not the whole gradient).
+_GRADIENT_OWNING_BACKENDS = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
+
+
+def distributed_kind(accelerator: Any) -> str:
+    """accelerate's distributed type as a plain string ("NO", "MULTI_GPU", "DEEPSPEED", "FSDP", ...)."""
+    kind = getattr(accelerator, "distributed_type", None)
+    return str(getattr(kind, "value", kind or "NO")).upper()
 
 
 class CLAlgorithm:
     """Base class: no-op hooks plus JSON-serializable state.
 
     Subclasses set `name` and declare their YAML hyperparameters in
-    `HYPERPARAMETERS` (key -> default); `from_config` rejects unknown keys with
-    the closest valid one.
+    `HYPERPARAMETERS`: key -> `hparams.Param(default, check)`, or key -> default
+    for a subclass that checks the value in its own constructor. `from_config`
+    rejects unknown keys with the closest valid one; the base constructor fills
+    in defaults, runs every check and keeps the result in `self.hparams`.
+
+    `ctx` is the current task's `CLContext`: the trainer sets it before
+    `on_task_start` and updates its step fields before every micro-batch, so a hook
+    that is not passed the context (`observe`, `modify_batch`, `compute_penalty`,
+    `after_backward`) reads `self.ctx.micro_batch`, `self.ctx.is_optimizer_step`,
+    `self.ctx.step` or `self.ctx.accelerator` from it. Code that drives the hooks
+    by hand sets it the same way.
+
+    `needs_param_grad` is True for an algorithm whose `after_backward` reads (or
+    rewrites) `param.grad` as the whole gradient of the step. The trainer refuses
+    such an algorithm on a backend that does not keep it there (DeepSpeed ZeRO
+    partitions gradients into its own buffers); the algorithm itself refuses
+    accelerate's DeepSpeed / FSDP modes with `refuse_sharded_gradients`.
     """
 
     name: ClassVar[str] = "base"
     HYPERPARAMETERS: ClassVar[Mapping[str, Any]] = {}
+    needs_param_grad: ClassVar[bool] = False
+    ctx: Optional[CLContext] = None
     # Public methods a subclass may define that are not hooks (helpers of the algorithm).
     _NOT_HOOKS: ClassVar[frozenset] = frozenset(
-        {"state_dict", "load_state_dict", "tensor_state_dict", "load_tensor_state_dict", "from_config", "bind_runtime"}
+        {"state_dict", "load_state_dict", "tensor_state_dict", "load_tensor_state_dict", "from_config", "bind_runtime",
+         "defaults", "refuse_sharded_gradients"}
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -73,27 +116,31 @@ class CLAlgorithm:
     rank: int = 0
     world_size: int = 1
 
+    def __init__(self, **params: Any) -> None:
+        self.hparams: dict[str, Any] = check_hyperparameters(self.name, self.HYPERPARAMETERS, params)
+
     def bind_runtime(self, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         """Called once by the trainer before training: the run's seed and this process's rank."""
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
 
     # ------------------------------------------------------------------ hooks
     def observe(self, batch: list[dict], task_id: int) -> None:
-        """Every step, before `modify_batch`, with the current-task batch."""
+        """Every micro-batch, before `modify_batch`, with the current-task batch."""
 
     def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
-        """Every step: return the batch the model trains on (replay methods mix in memory)."""
+        """Every micro-batch: return the batch the model trains on (replay methods mix in memory)."""
         return batch
 
-    def compute_penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
-        """Every step, after the forward: an extra loss term (regularization methods) or None."""
+    def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
+        """Every micro-batch, after the forward on `batch` (as `modify_batch` returned it): an extra loss term or None."""
         return None
 
     def after_backward(self, model: torch.nn.Module) -> None:
-        """Every step, after `accelerator.backward` and before clipping / the optimizer step."""
+        """Every micro-batch, after its backward; on the last one (`self.ctx.is_optimizer_step`) before clipping
+        and the optimizer step, with the step's whole gradient accumulated."""
 
     def on_task_start(self, ctx: CLContext) -> None:
-        """Before the first step of a task (also for the first task after a resume)."""
+        """Before the first step of a task (also for the first task after a resume); `self.ctx` is `ctx` already."""
 
     def on_task_end(self, ctx: CLContext) -> None:
         """After the last step of a task, before its checkpoint is written."""
@@ -121,16 +168,24 @@ class CLAlgorithm:
     # ------------------------------------------------------------------ config
     @classmethod
     def from_config(cls, params: Mapping[str, Any]) -> "CLAlgorithm":
-        params = dict(params)
-        for key in params:
-            if key not in cls.HYPERPARAMETERS:
-                valid = sorted(cls.HYPERPARAMETERS)
-                raise ConfigError(
-                    f'Unknown hyperparameter "continual_learning.algorithm.{key}" for algorithm "{cls.name}".'
-                    f"{did_you_mean(key, valid)} Valid keys: {', '.join(valid) or '(none)'}."
-                )
-        merged = {**cls.HYPERPARAMETERS, **params}
-        return cls(**merged)
+        """The algorithm built from its YAML block (without `name`): declared keys only, defaults filled in."""
+        return cls(**with_defaults(cls.name, cls.HYPERPARAMETERS, params))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """key -> default of every declared hyperparameter."""
+        return defaults(cls.HYPERPARAMETERS)
+
+    def refuse_sharded_gradients(self, accelerator: Any) -> None:
+        """Raise if accelerate runs a backend that partitions or frees `param.grad` (for `needs_param_grad` methods)."""
+        backend = _GRADIENT_OWNING_BACKENDS.get(distributed_kind(accelerator))
+        if backend is not None:
+            raise ConfigError(
+                f"{type(self).__name__} (continual_learning.algorithm.name={self.name}) cannot run under {backend}: "
+                "it reads the whole gradient from param.grad after the backward pass, and this backend partitions "
+                "or frees param.grad before then. Launch with plain DDP (no DeepSpeed / FSDP config), or use an "
+                "algorithm that does not need param.grad (continual_learning.algorithm.name=ewc, er or derpp)."
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

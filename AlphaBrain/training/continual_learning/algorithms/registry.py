@@ -37,18 +37,13 @@ def register_algorithm(name: str, aliases: tuple[str, ...] = ()) -> Callable[[ty
     return wrap
 
 
-def _ensure_builtin_algorithms_loaded() -> None:
-    # Importing the package registers every built-in algorithm.
-    import AlphaBrain.training.continual_learning.algorithms  # noqa: F401
-
-
+# Importing this module runs the algorithms package's __init__ first, which imports (and so registers)
+# every built-in algorithm: the registry is complete whenever it is used.
 def algorithm_names() -> list[str]:
-    _ensure_builtin_algorithms_loaded()
     return sorted(ALGORITHM_REGISTRY)
 
 
 def get_algorithm_class(name: str) -> type:
-    _ensure_builtin_algorithms_loaded()
     key = str(name).lower()
     key = _ALIASES.get(key, key)
     if key not in ALGORITHM_REGISTRY:

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from AlphaBrain.utils.errors import ConfigError
+from AlphaBrain.training.continual_learning.algorithms.hparams import check_int
+from AlphaBrain.training.continual_learning.algorithms.rng import numpy_rng, numpy_rng_from_state
 
 REF_FIELDS = ("dataset_index", "episode_index", "frame_index")
 
@@ -38,8 +39,12 @@ def reservoir_indices(n_items: int, k: int, rng: np.random.Generator) -> np.ndar
     return np.sort(reservoir)
 
 
+def _size(buffer_size_per_task: Optional[int]) -> Optional[int]:
+    return None if buffer_size_per_task is None else check_int("buffer_size_per_task", buffer_size_per_task)
+
+
 class ReplayBuffer:
-    """Fixed-size per-task reservoir of sample references.
+    """Per-task reservoir of sample references: `buffer_size_per_task` per task, or every frame with None.
 
     Usage::
 
@@ -48,28 +53,26 @@ class ReplayBuffer:
         replay = buffer.sample(batch_size=4)                              # list[dict] during task 1
     """
 
-    def __init__(self, buffer_size_per_task: int = 500, seed: int = 42):
-        if int(buffer_size_per_task) < 1:
-            raise ConfigError(f"buffer_size_per_task must be >= 1, got {buffer_size_per_task}.")
-        self.buffer_size_per_task = int(buffer_size_per_task)
+    def __init__(self, buffer_size_per_task: Optional[int] = 500, seed: int = 42):
+        self.buffer_size_per_task = _size(buffer_size_per_task)
         self.seed = int(seed)
         self._refs: dict[int, np.ndarray] = {}   # task_id -> int64[k, 3]
         self._source: Any = None                  # dataset exposing get_ref(ref) -> sample dict
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = numpy_rng(self.seed)
 
     # ---------------------------------------------------------------- memory
     def populate_from_dataset(self, task_id: int, dataset: Any, num_samples: Optional[int] = None) -> int:
         """Keep a reservoir sample of `dataset` (which must provide `ref(i)` and `base_dataset`) for `task_id`.
 
-        Population of task t uses an RNG derived from (seed, t): the memory of a
-        task does not depend on what happened before it, which keeps resumes exact.
+        `num_samples` (default: the buffer's size per task; every frame when that is None)
+        references are kept. Population of task t uses an RNG derived from (seed, t): the
+        memory of a task does not depend on what happened before it, which keeps resumes exact.
         """
-        k = self.buffer_size_per_task if num_samples is None else int(num_samples)
         n = len(dataset)
         if n == 0:
             raise ValueError(f"Task {task_id} has an empty dataset; nothing to store in the replay buffer.")
-        rng = np.random.default_rng([self.seed, int(task_id)])
-        chosen = reservoir_indices(n, k, rng)
+        k = self.buffer_size_per_task if num_samples is None else int(num_samples)
+        chosen = reservoir_indices(n, n if k is None else k, numpy_rng(self.seed, task_id))
         self._refs[int(task_id)] = np.asarray([dataset.ref(int(i)) for i in chosen], dtype=np.int64).reshape(-1, 3)
         self.attach_source(dataset)
         return len(chosen)
@@ -100,7 +103,7 @@ class ReplayBuffer:
 
     def reseed_sampling(self, *entropy: int) -> None:
         """Restart the sampling RNG from (seed, *entropy), e.g. (task_id, rank)."""
-        self._rng = np.random.default_rng([self.seed, *map(int, entropy)])
+        self._rng = numpy_rng(self.seed, *entropy)
 
     # -------------------------------------------------------------- sampling
     def sample_slots(self, batch_size: int) -> list[tuple[int, int]]:
@@ -179,11 +182,10 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.buffer_size_per_task = int(state.get("buffer_size_per_task", self.buffer_size_per_task))
+        self.buffer_size_per_task = _size(state.get("buffer_size_per_task", self.buffer_size_per_task))
         self.seed = int(state.get("seed", self.seed))
         self._refs = {
             int(t): np.asarray(rows, dtype=np.int64).reshape(-1, 3) for t, rows in state.get("refs", {}).items()
         }
         if "rng_state" in state:
-            self._rng = np.random.default_rng()
-            self._rng.bit_generator.state = state["rng_state"]
+            self._rng = numpy_rng_from_state(state["rng_state"])

@@ -8,8 +8,7 @@ Both methods end a task with, for every trainable parameter θ, an importance Ω
   (with LoRA: the adapters and the action head, never the frozen backbone);
 - `ImportanceTerm`: one {name: Ω} / {name: θ*} pair, with flat safetensors keys;
 - `QuadraticPenalty`: the terms bound once per task to the live parameter objects,
-  so the per-step penalty is a loop over (θ, Ω, θ*) triples with no lookups by name;
-- `distributed_kind(accelerator)`: which launcher the run uses (SI cannot run under ZeRO / FSDP).
+  so the per-step penalty is a loop over (θ, Ω, θ*) triples with no lookups by name.
 
 Importances and anchors are float32 whatever the parameter dtype: a bf16 anchor
 would round away exactly the small drifts the penalty is there to measure.
@@ -18,7 +17,7 @@ would round away exactly the small drifts the penalty is there to measure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import torch
 
@@ -106,8 +105,3 @@ class QuadraticPenalty:
         # One reduction per parameter, summed at the end; `.float()` is free for float32 parameters.
         return torch.stack([(omega * (p.float() - anchor).square()).sum() for p, omega, anchor in self.triples]).sum()
 
-
-def distributed_kind(accelerator: Any) -> str:
-    """accelerate's distributed type as a plain string ("NO", "MULTI_GPU", "DEEPSPEED", "FSDP", ...)."""
-    kind = getattr(accelerator, "distributed_type", None)
-    return str(getattr(kind, "value", kind or "NO")).upper()

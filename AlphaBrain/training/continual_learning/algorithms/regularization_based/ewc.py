@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLAlgorithm, CLContext
-from AlphaBrain.training.continual_learning.algorithms.hparams import check_float, check_int
+from AlphaBrain.training.continual_learning.algorithms.distillation import autocast_of
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_bool, check_float, check_int
 from AlphaBrain.training.continual_learning.algorithms.regularization_based._importance import (
     ImportanceTerm,
     QuadraticPenalty,
@@ -43,26 +44,15 @@ from AlphaBrain.training.continual_learning.algorithms.regularization_based._imp
     trainable_parameters,
 )
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
+from AlphaBrain.training.continual_learning.algorithms.rng import FISHER_STREAM, derive_seed, numpy_rng, seeded_torch_rng
 from AlphaBrain.utils.errors import ConfigError
-
-_FISHER_STREAM = 0xE3C  # separates the Fisher's random streams from other users of (seed, task)
 
 
 def fisher_sample_indices(num_frames: int, num_samples: int, seed: int, task_id: int) -> np.ndarray:
     """Sorted frame indices of a task used for its Fisher: `num_samples` without replacement (all if fewer)."""
-    rng = np.random.default_rng([int(seed), int(task_id), _FISHER_STREAM])
+    rng = numpy_rng(seed, task_id, FISHER_STREAM)
     n = min(int(num_samples), int(num_frames))
     return np.sort(rng.choice(int(num_frames), size=n, replace=False))
-
-
-@contextlib.contextmanager
-def _seeded_torch_rng(seed: int, task_id: int, device: torch.device):
-    """Run with torch's RNG seeded from (seed, task) and give the caller's RNG state back afterwards."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        state = np.random.SeedSequence([int(seed), int(task_id), _FISHER_STREAM]).generate_state(1, np.uint64)[0]
-        torch.manual_seed(int(state >> np.uint64(1)))
-        yield
 
 
 def empirical_fisher(
@@ -106,45 +96,21 @@ def empirical_fisher(
 class EWC(CLAlgorithm):
     name = "ewc"
     HYPERPARAMETERS = {
-        "ewc_lambda": 10000.0,
-        "ewc_gamma": 1.0,
-        "online": True,
-        "fisher_num_samples": 256,
-        "fisher_batch_size": 1,
-        "fisher_clip": None,
+        "ewc_lambda": Param(10000.0, check_float, hint=" It scales the penalty (lambda/2)·Σ F (θ − θ*)²; 0 turns EWC off."),
+        "ewc_gamma": Param(1.0, check_float, strict=True, maximum=1.0,
+                           hint=" It is the decay of the old Fisher in online EWC (1 = no decay); a value above 1 "
+                                "would inflate old tasks' importance."),
+        "online": Param(True, check_bool),
+        "fisher_num_samples": Param(256, check_int),
+        "fisher_batch_size": Param(1, check_int),
+        "fisher_clip": Param(None, check_float, nullable=True, strict=True,
+                             hint=" It caps each Fisher entry; null leaves them uncapped."),
     }
 
-    def __init__(
-        self,
-        ewc_lambda: float = 10000.0,
-        ewc_gamma: float = 1.0,
-        online: bool = True,
-        fisher_num_samples: int = 256,
-        fisher_batch_size: int = 1,
-        fisher_clip: float | None = None,
-    ):
-        gamma = check_float("ewc_gamma", ewc_gamma, 0.0, strict=True,
-                            hint=" It is the decay of the old Fisher in online EWC; use a value in (0, 1] (1 = no decay).")
-        if gamma > 1.0:
-            raise ConfigError(
-                f"continual_learning.algorithm.ewc_gamma must be in (0, 1], got {ewc_gamma!r}: it is the decay of the "
-                "old Fisher in online EWC (1 = no decay); a value above 1 would inflate old tasks' importance."
-            )
-        if not isinstance(online, bool):
-            raise ConfigError(f"continual_learning.algorithm.online must be true or false, got {online!r}.")
-        self.hparams = {
-            "ewc_lambda": check_float("ewc_lambda", ewc_lambda, 0.0,
-                                      hint=" It scales the penalty (lambda/2)·Σ F (θ − θ*)²; 0 turns EWC off."),
-            "ewc_gamma": gamma,
-            "online": online,
-            "fisher_num_samples": check_int("fisher_num_samples", fisher_num_samples, 1),
-            "fisher_batch_size": check_int("fisher_batch_size", fisher_batch_size, 1),
-            "fisher_clip": None if fisher_clip is None else check_float(
-                "fisher_clip", fisher_clip, 0.0, strict=True, hint=" It caps each Fisher entry; null leaves them uncapped."
-            ),
-        }
-        self.online = bool(online)
-        self._half_lambda = 0.5 * float(ewc_lambda)
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.online = self.hparams["online"]
+        self._half_lambda = 0.5 * self.hparams["ewc_lambda"]
         self.terms: list[ImportanceTerm] = []       # online: at most one; offline: one per consolidated task
         self.consolidated: list[int] = []           # task positions whose Fisher is in `terms`
         self._penalty = QuadraticPenalty()
@@ -155,7 +121,7 @@ class EWC(CLAlgorithm):
         if self.terms:
             self._penalty.bind(ctx.model, self.terms)
 
-    def compute_penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+    def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
         if not self.terms:
             return None
         if self._penalty.model is not model:  # bound once per task; this only runs when called outside the trainer
@@ -165,11 +131,12 @@ class EWC(CLAlgorithm):
     def on_task_end(self, ctx: CLContext) -> None:
         model = ctx.model
         indices = fisher_sample_indices(len(ctx.task_dataset), self.hparams["fisher_num_samples"], self.seed, ctx.task_id)
-        autocast = ctx.accelerator.autocast if ctx.accelerator is not None else contextlib.nullcontext
         named = trainable_parameters(model)
         device = named[0][1].device if named else torch.device("cpu")
-        with _seeded_torch_rng(self.seed, ctx.task_id, device):
-            fisher = empirical_fisher(model, ctx.task_dataset, indices, self.hparams["fisher_batch_size"], autocast)
+        with seeded_torch_rng(derive_seed(self.seed, ctx.task_id, FISHER_STREAM), device):
+            fisher = empirical_fisher(
+                model, ctx.task_dataset, indices, self.hparams["fisher_batch_size"], autocast_of(ctx.accelerator)
+            )
         anchor = dict(zip([n for n, _ in named], snapshot(p for _, p in named)))
         if self.online and self.terms:
             old, gamma = self.terms[0].importance, self.hparams["ewc_gamma"]

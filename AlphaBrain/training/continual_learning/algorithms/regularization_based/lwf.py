@@ -7,7 +7,8 @@ tasks the loss gets
 
     lwf_alpha · MSE(action_outputs(student, batch), action_outputs(teacher, batch))
 
-where `batch` is the current-task batch (stashed in `observe`). The original
+where `batch` is the batch the policy trains on (`compute_penalty` gets it; LwF
+mixes in nothing, so it is the current task's). The original
 uses a temperature-softened cross-entropy on class logits; action chunks are
 regression outputs, so the distance is the MSE and there is no temperature.
 The teacher's outputs are computed in eval mode without gradients, the
@@ -37,7 +38,7 @@ import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLAlgorithm, CLContext
 from AlphaBrain.training.continual_learning.algorithms.distillation import output_mse
-from AlphaBrain.training.continual_learning.algorithms.hparams import check_float
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_float
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.utils.errors import UserError
 
@@ -56,33 +57,27 @@ def frozen_snapshot(model: torch.nn.Module) -> torch.nn.Module:
 @register_algorithm("lwf")
 class LwF(CLAlgorithm):
     name = "lwf"
-    HYPERPARAMETERS = {"lwf_alpha": 1.0}
+    HYPERPARAMETERS = {
+        "lwf_alpha": Param(1.0, check_float, strict=True, hint=" (the weight of the distillation term; 0 is plain "
+                           "sequential fine-tuning: use algorithm.name=sequential for that)"),
+    }
 
-    def __init__(self, lwf_alpha: float = 1.0):
-        self.alpha = check_float(
-            "lwf_alpha", lwf_alpha, strict=True, hint=" (the weight of the distillation term; 0 is plain sequential "
-            "fine-tuning: use algorithm.name=sequential for that)"
-        )
-        self.hparams = {"lwf_alpha": self.alpha}
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.alpha = self.hparams["lwf_alpha"]
         self.teacher: torch.nn.Module | None = None
         self.teacher_task: int | None = None  # the task after which the teacher was taken
         self._own_keys: list[str] = []  # the teacher's state_dict keys not shared with the policy
         self._restore: dict[str, torch.Tensor] | None = None  # tensors waiting for the model (resume)
-        self._batch: list[dict] | None = None
 
     # ------------------------------------------------------------------ hooks
     def on_task_start(self, ctx: CLContext) -> None:
-        self._batch = None
         if self.teacher is None and self.teacher_task is not None:
             self._rebuild_teacher(ctx.model)
 
-    def observe(self, batch: list[dict], task_id: int) -> None:
-        self._batch = batch if self.teacher is not None else None
-
-    def compute_penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
-        if self._batch is None:
+    def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
+        if self.teacher is None:
             return None
-        batch, self._batch = self._batch, None
         with torch.no_grad():
             target = self.teacher.action_outputs(batch)
         return self.alpha * output_mse(model.action_outputs(batch), target)

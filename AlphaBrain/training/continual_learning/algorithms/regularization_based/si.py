@@ -7,10 +7,11 @@ task Ω ← max(0, Ω + ω / ((θ_end − θ_start)² + ξ)), the anchor θ* bec
 pay c·Σ Ω (θ − θ*)².
 
 Computed with hooks only: `after_backward` after the last micro-batch of an optimizer step
-records the accumulated gradient and the weights; at the first `after_backward` of the next
-step (or at `on_task_end` for the last one) the weights have moved by that step's update and
-−g·Δθ is added. Between the micro-batches of one step the weights do not move, so nothing is
-lost by recording only the last. The recorded gradient is the *action loss's*: the trainer adds
+(`self.ctx.is_optimizer_step`) records the accumulated gradient and the weights; at the first
+`after_backward` of the next step (`self.ctx.micro_batch == 0`, or at `on_task_end` for the
+last one) the weights have moved by that step's update and −g·Δθ is added. Between the
+micro-batches of one step the weights do not move, so nothing is lost by recording only the
+last. The recorded gradient is the *action loss's*: the trainer adds
 the penalty to the loss, so its exact gradient 2c·Ω·(θ − θ*) is subtracted from `param.grad`
 (as the reference implementation uses the unregularized gradient); with fp16 loss scaling the
 gradient is unscaled first. The gradient is read from `param.grad`, which DeepSpeed ZeRO and
@@ -32,11 +33,10 @@ from typing import Any, Mapping
 import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLAlgorithm, CLContext
-from AlphaBrain.training.continual_learning.algorithms.hparams import check_float
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_float
 from AlphaBrain.training.continual_learning.algorithms.regularization_based._importance import (
     ImportanceTerm,
     QuadraticPenalty,
-    distributed_kind,
     snapshot,
     trainable_parameters,
 )
@@ -47,15 +47,15 @@ from AlphaBrain.utils.errors import ConfigError
 @register_algorithm("si", aliases=("synaptic_intelligence",))
 class SI(CLAlgorithm):
     name = "si"
-    HYPERPARAMETERS = {"si_c": 3.0, "si_xi": 1e-3}
+    HYPERPARAMETERS = {
+        "si_c": Param(3.0, check_float, hint=" It scales the penalty c·Σ Ω (θ − θ*)²; 0 turns SI off."),
+        "si_xi": Param(1e-3, check_float, strict=True, hint=" It is the damping ξ in Ω = ω / (Δθ² + ξ) and keeps Ω finite."),
+    }
+    needs_param_grad = True  # the path integral reads the step's gradient from param.grad
 
-    def __init__(self, si_c: float = 3.0, si_xi: float = 1e-3):
-        self.hparams = {
-            "si_c": check_float("si_c", si_c, 0.0, hint=" It scales the penalty c·Σ Ω (θ − θ*)²; 0 turns SI off."),
-            "si_xi": check_float("si_xi", si_xi, 0.0, strict=True,
-                                 hint=" It is the damping ξ in Ω = ω / (Δθ² + ξ) and keeps Ω finite."),
-        }
-        self.si_c, self.si_xi = float(si_c), float(si_xi)
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.si_c, self.si_xi = self.hparams["si_c"], self.hparams["si_xi"]
         self.term: ImportanceTerm | None = None   # Ω and θ*, summed over the tasks so far
         self.consolidated: list[int] = []
         self._penalty = QuadraticPenalty()
@@ -69,20 +69,11 @@ class SI(CLAlgorithm):
         self._grad: list[torch.Tensor] = []         # action-loss gradient of the last recorded step
         self._before: list[torch.Tensor] = []       # θ when that gradient was taken
         self._recorded = False
-        self._micro = 0
-        self._accum = 1
-        self._scaler = None
         self._active = False
 
     # ------------------------------------------------------------------ hooks
     def on_task_start(self, ctx: CLContext) -> None:
-        kind = distributed_kind(ctx.accelerator)
-        if kind in ("DEEPSPEED", "FSDP"):
-            raise ConfigError(
-                f"SI reads each parameter's gradient from param.grad, which {kind} shards or frees after the backward, "
-                "so it cannot run under it. Use continual_learning.algorithm.name=ewc (works under DeepSpeed) or launch "
-                "with plain DDP (no DeepSpeed / FSDP config)."
-            )
+        self.refuse_sharded_gradients(ctx.accelerator)
         self._reset_task_buffers()
         named = trainable_parameters(ctx.model)
         self._names = [n for n, _ in named]
@@ -91,15 +82,13 @@ class SI(CLAlgorithm):
         self._before = snapshot(self._params)
         self._omega = [torch.zeros_like(t) for t in self._start]
         self._grad = [torch.zeros_like(t) for t in self._start]
-        self._accum = int(ctx.extras.get("gradient_accumulation_steps", 1))
-        self._scaler = getattr(ctx.accelerator, "scaler", None)
         self._penalty.clear()
         if self.term is not None:
             # Bound in trainable_parameters order, the order of the buffers above (`_record` zips them).
             self._penalty.bind(ctx.model, [self.term])
         self._active = True
 
-    def compute_penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+    def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
         if self.term is None:
             return None
         if self._penalty.model is not model:  # bound once per task; this only runs when called outside the trainer
@@ -109,10 +98,9 @@ class SI(CLAlgorithm):
     def after_backward(self, model: torch.nn.Module) -> None:
         if not self._active:
             raise RuntimeError("SI.after_backward was called outside a task (on_task_start was not called).")
-        micro, self._micro = self._micro, self._micro + 1
-        if micro % self._accum == 0 and self._recorded:
+        if self.ctx.micro_batch == 0 and self._recorded:
             self._integrate()  # the optimizer stepped since the last record
-        if micro % self._accum == self._accum - 1:
+        if self.ctx.is_optimizer_step:
             self._record()     # param.grad now holds the step's whole (all-reduced) gradient
 
     def on_task_end(self, ctx: CLContext) -> None:
@@ -144,8 +132,9 @@ class SI(CLAlgorithm):
                 "continual_learning.algorithm.name=ewc, or train without ZeRO / FSDP (plain DDP)."
             )
         scale = None
-        if self._scaler is not None and self._scaler.is_enabled():
-            scale = float(self._scaler.get_scale())
+        scaler = getattr(self.ctx.accelerator, "scaler", None)
+        if scaler is not None and scaler.is_enabled():
+            scale = float(scaler.get_scale())
         for buf, before, p in zip(self._grad, self._before, self._params):
             if p.grad is None:
                 buf.zero_()

@@ -13,14 +13,15 @@ per task, filled at each task end), plus per-task counts of projected steps
 (`stats`, in `_cl_state.json`). No tensors.
 
 When: `after_backward` of the last micro-batch of each optimizer step only
-(`gradient_accumulation_steps` micro-batches make one step), because only then
-does `param.grad` hold the step's full (and, under DDP, all-reduced) gradient.
+(`self.ctx.is_optimizer_step`), because only then does `param.grad` hold the
+step's full (and, under DDP, all-reduced) gradient.
 g_ref comes from `torch.autograd.grad` on the unwrapped policy, not from
 `.backward()`: it touches neither `param.grad` nor DDP's gradient hooks.
 
 Multi-process: after DDP's all-reduce, g is identical on every rank. Each rank
 draws the memory batch from the same rank-independent RNG stream (seed, task)
-and runs the memory forward under a torch RNG seeded by (seed, task, step), so
+and runs the memory forward under a torch RNG seeded by (seed, task, step of the
+task), so
 g_ref, the sign test and the projection are identical on every rank and the
 parameters stay in sync without any extra communication. (This relies on the
 forward/backward being deterministic for identical inputs on identical
@@ -31,21 +32,17 @@ A-GEM refuses to start there.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLContext
 from AlphaBrain.training.continual_learning.algorithms.distillation import autocast_of
-from AlphaBrain.training.continual_learning.algorithms.hparams import check_int
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_int
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
+from AlphaBrain.training.continual_learning.algorithms.rng import derive_seed, seeded_torch_rng
 from AlphaBrain.utils.errors import ConfigError
-
-# accelerate's distributed types whose optimizers own the gradients (param.grad is not the full gradient).
-_GRADIENT_OWNING_BACKENDS = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
 
 
 def project_gradient(params: Sequence[torch.nn.Parameter], ref_grads: Sequence[torch.Tensor | None]) -> bool:
@@ -72,69 +69,41 @@ def project_gradient(params: Sequence[torch.nn.Parameter], ref_grads: Sequence[t
     return True
 
 
-@contextlib.contextmanager
-def seeded_torch_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Run the block under a torch RNG seeded with `seed`, then restore the training stream untouched."""
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
-
-
 @register_algorithm("agem", aliases=("a-gem",))
 class AGEM(TaskEndMemory):
     name = "agem"
-    HYPERPARAMETERS = {"buffer_size_per_task": 500, "agem_mem_batch_size": 16}
+    HYPERPARAMETERS = {**TaskEndMemory.HYPERPARAMETERS, "agem_mem_batch_size": Param(16, check_int)}
     rank_independent_sampling = True  # the projection must be identical on every rank
+    needs_param_grad = True  # projects param.grad in place
 
-    def __init__(self, buffer_size_per_task: int = 500, agem_mem_batch_size: int = 16):
-        super().__init__(buffer_size_per_task)
-        self.mem_batch_size = check_int("agem_mem_batch_size", agem_mem_batch_size)
-        self.hparams["agem_mem_batch_size"] = self.mem_batch_size
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.mem_batch_size = self.hparams["agem_mem_batch_size"]
         self.stats: dict[str, dict[str, int]] = {}  # task -> {"steps": with a memory, "projected": of those}
-        self._task = 0
-        self._accumulation = 1
-        self._micro = 0
-        self._step = 0
-        self._accelerator: Any = None
 
     def on_task_start(self, ctx: CLContext) -> None:
-        backend = str(getattr(getattr(ctx.accelerator, "distributed_type", None), "value", ""))
-        if backend in _GRADIENT_OWNING_BACKENDS:
-            raise ConfigError(
-                f"A-GEM (continual_learning.algorithm.name=agem) cannot run under {_GRADIENT_OWNING_BACKENDS[backend]}: "
-                "it projects the full gradient in param.grad after the backward pass, and this backend partitions "
-                "or frees param.grad before then. Launch with plain DDP (no DeepSpeed/FSDP config), or use er / derpp."
-            )
+        self.refuse_sharded_gradients(ctx.accelerator)
         super().on_task_start(ctx)
-        self._task = int(ctx.task_id)
-        self._accumulation = int(ctx.extras.get("gradient_accumulation_steps", 1))
-        self._micro = self._step = 0
-        self._accelerator = ctx.accelerator
 
     def after_backward(self, model: torch.nn.Module) -> None:
-        self._micro += 1
-        if self._micro % self._accumulation:  # not the last micro-batch: param.grad is still partial
-            return
-        step, self._step = self._step, self._step + 1
-        if self.buffer.is_empty():
+        ctx = self.ctx
+        if not ctx.is_optimizer_step or self.buffer.is_empty():  # not the last micro-batch: param.grad is partial
             return
         params = [p for p in model.parameters() if p.requires_grad]
-        projected = project_gradient(params, self.reference_gradient(model, params, step))
-        counts = self.stats.setdefault(str(self._task), {"steps": 0, "projected": 0})
+        projected = project_gradient(params, self.reference_gradient(model, params))
+        counts = self.stats.setdefault(str(ctx.task_id), {"steps": 0, "projected": 0})
         counts["steps"] += 1
         counts["projected"] += int(projected)
 
     def reference_gradient(
-        self, model: torch.nn.Module, params: Sequence[torch.nn.Parameter], step: int
+        self, model: torch.nn.Module, params: Sequence[torch.nn.Parameter]
     ) -> tuple[torch.Tensor | None, ...]:
         """g_ref: gradient of the mean action loss on a memory batch, without touching param.grad."""
+        ctx = self.ctx
         samples = self.buffer.sample(self.mem_batch_size)
-        seed = int(np.random.SeedSequence([self.seed, self._task, step]).generate_state(1)[0])
         # Same memory batch and same augmentation/noise on every rank: g_ref is rank-independent.
-        with seeded_torch_rng(seed, params[0].device), autocast_of(self._accelerator)():
+        seed = derive_seed(self.seed, ctx.task_id, ctx.step)
+        with seeded_torch_rng(seed, params[0].device), autocast_of(ctx.accelerator)():
             loss = model.per_sample_action_loss(samples).mean()
         try:
             return torch.autograd.grad(loss, params, allow_unused=True)

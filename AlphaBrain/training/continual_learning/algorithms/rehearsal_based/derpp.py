@@ -34,10 +34,10 @@ import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLContext
 from AlphaBrain.training.continual_learning.algorithms.distillation import output_mse, target_outputs
-from AlphaBrain.training.continual_learning.algorithms.hparams import check_float, check_int
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_float, check_int, check_not_all_zero
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
-from AlphaBrain.utils.errors import ConfigError, UserError
+from AlphaBrain.utils.errors import UserError
 
 _OUTPUTS_KEY = "derpp.outputs.task_"
 
@@ -45,58 +45,37 @@ _OUTPUTS_KEY = "derpp.outputs.task_"
 @register_algorithm("derpp", aliases=("der++",))
 class DERPP(TaskEndMemory):
     name = "derpp"
-    HYPERPARAMETERS = {"buffer_size_per_task": 500, "derpp_alpha": 0.5, "derpp_beta": 0.5, "derpp_mem_batch_size": 16}
+    HYPERPARAMETERS = {
+        **TaskEndMemory.HYPERPARAMETERS,
+        "derpp_alpha": Param(0.5, check_float),
+        "derpp_beta": Param(0.5, check_float),
+        "derpp_mem_batch_size": Param(16, check_int),
+    }
 
-    def __init__(
-        self,
-        buffer_size_per_task: int = 500,
-        derpp_alpha: float = 0.5,
-        derpp_beta: float = 0.5,
-        derpp_mem_batch_size: int = 16,
-    ):
-        super().__init__(buffer_size_per_task)
-        self.alpha = check_float("derpp_alpha", derpp_alpha)
-        self.beta = check_float("derpp_beta", derpp_beta)
-        if self.alpha == 0.0 and self.beta == 0.0:
-            raise ConfigError(
-                "continual_learning.algorithm.derpp_alpha and derpp_beta are both 0, which turns DER++ off. "
-                "Set at least one > 0 (defaults 0.5 / 0.5), or use algorithm.name=sequential."
-            )
-        self.mem_batch_size = check_int("derpp_mem_batch_size", derpp_mem_batch_size)
-        self.hparams.update(derpp_alpha=self.alpha, derpp_beta=self.beta, derpp_mem_batch_size=self.mem_batch_size)
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.alpha, self.beta = self.hparams["derpp_alpha"], self.hparams["derpp_beta"]
+        check_not_all_zero({"derpp_alpha": self.alpha, "derpp_beta": self.beta},
+                           " (defaults 0.5 / 0.5), or use algorithm.name=sequential")
+        self.mem_batch_size = self.hparams["derpp_mem_batch_size"]
         self.outputs: dict[int, torch.Tensor] = {}  # task -> float32 [k, H, A], row i = i-th stored reference
         self.last_terms: dict[str, float] = {}  # the two terms of the last penalty, unweighted (for inspection)
-        self._accelerator: Any = None
-        self._pending: tuple[list[dict], torch.Tensor | None, list[dict]] | None = None
 
     # ------------------------------------------------------------------ hooks
-    def on_task_start(self, ctx: CLContext) -> None:
-        super().on_task_start(ctx)
-        self._accelerator = ctx.accelerator
-        self._pending = None
-
-    def observe(self, batch: list[dict], task_id: int) -> None:
-        # Draw here (compute_penalty only gets the model); a term with weight 0 costs nothing.
+    def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
+        # Two memory batches of its own (the training batch is the current task's); a term with weight 0 costs nothing.
         if self.buffer.is_empty():
-            self._pending = None
-            return
+            return None
         slots_a = self.buffer.sample_slots(self.mem_batch_size) if self.alpha > 0 else []
         slots_b = self.buffer.sample_slots(self.mem_batch_size) if self.beta > 0 else []
-        targets = torch.stack([self.outputs[t][i] for t, i in slots_a]) if slots_a else None
-        self._pending = (self.buffer.samples_at(slots_a), targets, self.buffer.samples_at(slots_b))
-
-    def compute_penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
-        if self._pending is None:
-            return None
-        mem_a, targets, mem_b = self._pending
-        self._pending = None  # a memory batch is used by exactly one step
         penalty, self.last_terms = None, {}
-        if mem_a:
-            distill = output_mse(model.action_outputs(mem_a), targets)
+        if slots_a:
+            targets = torch.stack([self.outputs[t][i] for t, i in slots_a])
+            distill = output_mse(model.action_outputs(self.buffer.samples_at(slots_a)), targets)
             self.last_terms["output_mse"] = float(distill.detach())
             penalty = self.alpha * distill
-        if mem_b:
-            replay = model.per_sample_action_loss(mem_b).mean()
+        if slots_b:
+            replay = model.per_sample_action_loss(self.buffer.samples_at(slots_b)).mean()
             self.last_terms["replay_action_loss"] = float(replay.detach())
             penalty = self.beta * replay if penalty is None else penalty + self.beta * replay
         return penalty

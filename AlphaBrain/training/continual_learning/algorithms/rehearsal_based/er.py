@@ -13,9 +13,11 @@ current task.
 
 from __future__ import annotations
 
+from typing import Any
+
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_bool, check_ratio
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
-from AlphaBrain.utils.errors import ConfigError
 
 
 def num_replay_samples(batch_size: int, ratio: float) -> int:
@@ -29,28 +31,15 @@ def num_replay_samples(batch_size: int, ratio: float) -> int:
 class ER(TaskEndMemory):
     name = "er"
     HYPERPARAMETERS = {
-        "buffer_size_per_task": 500,
-        "replay_batch_ratio": 0.3,
-        "balanced_sampling": False,
+        **TaskEndMemory.HYPERPARAMETERS,
+        "replay_batch_ratio": Param(0.3, check_ratio, hint=" (it is the fraction of each batch replaced by replay samples)"),
+        "balanced_sampling": Param(False, check_bool),
     }
 
-    def __init__(self, buffer_size_per_task: int = 500, replay_batch_ratio: float = 0.3, balanced_sampling: bool = False):
-        if not isinstance(buffer_size_per_task, int) or isinstance(buffer_size_per_task, bool) or buffer_size_per_task < 1:
-            raise ConfigError(
-                f"continual_learning buffer_size_per_task must be a positive integer, got {buffer_size_per_task!r}."
-            )
-        super().__init__(buffer_size_per_task)
-        if isinstance(replay_batch_ratio, bool) or not isinstance(replay_batch_ratio, (int, float)) \
-                or not 0.0 < float(replay_batch_ratio) < 1.0:
-            raise ConfigError(
-                f"continual_learning replay_batch_ratio must be strictly between 0 and 1, got {replay_batch_ratio!r} "
-                "(it is the fraction of each batch replaced by replay samples)."
-            )
-        if not isinstance(balanced_sampling, bool):
-            raise ConfigError(f"continual_learning balanced_sampling must be true or false, got {balanced_sampling!r}.")
-        self.hparams.update(replay_batch_ratio=float(replay_batch_ratio), balanced_sampling=balanced_sampling)
-        self.replay_batch_ratio = float(replay_batch_ratio)
-        self.balanced_sampling = balanced_sampling
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.replay_batch_ratio = self.hparams["replay_batch_ratio"]
+        self.balanced_sampling = self.hparams["balanced_sampling"]
 
     def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
         if self.buffer.is_empty():

@@ -35,17 +35,20 @@ LoRA uses all trainable parameters.
 
 Both candidate evaluations run under `torch.no_grad` in the model's current
 mode (training mode inside the trainer, so the losses are those replay will
-train on), inside `torch.random.fork_rng` with the same seed: augmentation and
-dropout draw the same noise at θ and θ_v, so Δ measures the parameter change
-only, and the trainer's RNG stream is left untouched. Parameters and buffers
-(e.g. BatchNorm statistics a training-mode forward would update) are copied
-back, so the model is bitwise what it was.
+train on), under a torch RNG seeded the same way both times (seed, rank, global
+step): augmentation and dropout draw the same noise at θ and θ_v, so Δ measures
+the parameter change only, and the trainer's RNG stream is left untouched.
+Parameters and buffers (e.g. BatchNorm statistics a training-mode forward would
+update) are copied back, so the model is bitwise what it was.
 
-Stored (JSON, `_cl_state.json`): ER's buffer, the cached references, the
-optimizer-step counter, the step of the last refresh and the cache-sampling RNG
-state, so a state restored mid-task replays exactly what the original would; at
-a task-end checkpoint the cache is empty, which keeps resumes exact on any number
-of processes.
+Steps are the trainer's: `self.ctx.global_step` (optimizer steps since the start
+of the run) schedules refreshes, `self.ctx.micro_batch` / `is_optimizer_step`
+mark the first and last micro-batch of a step.
+
+Stored (JSON, `_cl_state.json`): ER's buffer, the cached references, the global
+step of the last refresh and the cache-sampling RNG state, so a state restored
+mid-task replays exactly what the original would; at a task-end checkpoint the
+cache is empty, which keeps resumes exact on any number of processes.
 
 Multi-process: every rank holds the same buffer (see ER). Each rank draws its
 own candidates (the buffer's per-rank sampling RNG) and ranks them with its own
@@ -59,32 +62,27 @@ rank 0) holds no rank-specific cache.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any, Mapping, Optional
 
-import numpy as np
 import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLContext
+from AlphaBrain.training.continual_learning.algorithms.distillation import autocast_of
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_at_most, check_bool, check_float, check_int
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import ER, num_replay_samples
-from AlphaBrain.utils.errors import ConfigError
+from AlphaBrain.training.continual_learning.algorithms.rng import (
+    MIR_CACHE_STREAM,
+    derive_seed,
+    numpy_rng,
+    numpy_rng_from_state,
+    seeded_torch_rng,
+)
 
 logger = logging.getLogger(__name__)
 
 Ref = tuple[int, tuple[int, int, int]]  # (task_id, (dataset_index, episode_index, frame_index))
-
-
-def _positive_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"continual_learning.algorithm.{key} must be an integer >= 1, got {value!r}.")
-    return value
-
-
-def evaluation_seed(*entropy: int) -> int:
-    """A 63-bit torch seed derived from integers (run seed, rank, step): reproducible across resumes."""
-    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 @register_algorithm("mir")
@@ -94,68 +92,34 @@ class MIR(ER):
     LORA_MARKER = "lora_"
     HYPERPARAMETERS = {
         **ER.HYPERPARAMETERS,
-        "mir_refresh_interval": 200,
-        "mir_candidate_size": 16,
-        "mir_top_k": 8,
-        "mir_virtual_lr": None,
-        "mir_lora_only": True,
+        "mir_refresh_interval": Param(200, check_int),
+        "mir_candidate_size": Param(16, check_int),
+        "mir_top_k": Param(8, check_int),
+        "mir_virtual_lr": Param(None, check_float, nullable=True, strict=True,
+                                hint=f" Use a positive number, or null for {DEFAULT_VIRTUAL_LR}."),
+        "mir_lora_only": Param(True, check_bool),
     }
 
-    def __init__(
-        self,
-        buffer_size_per_task: int = 500,
-        replay_batch_ratio: float = 0.3,
-        balanced_sampling: bool = False,
-        mir_refresh_interval: int = 200,
-        mir_candidate_size: int = 16,
-        mir_top_k: int = 8,
-        mir_virtual_lr: Optional[float] = None,
-        mir_lora_only: bool = True,
-    ):
-        super().__init__(buffer_size_per_task, replay_batch_ratio, balanced_sampling)
-        self.refresh_interval = _positive_int("mir_refresh_interval", mir_refresh_interval)
-        self.candidate_size = _positive_int("mir_candidate_size", mir_candidate_size)
-        self.top_k = _positive_int("mir_top_k", mir_top_k)
-        if self.top_k > self.candidate_size:
-            raise ConfigError(
-                f"continual_learning.algorithm.mir_top_k = {mir_top_k} exceeds mir_candidate_size = "
-                f"{mir_candidate_size}: the cache keeps the top-k of the scored candidates, so it must be "
-                f"1 <= mir_top_k <= mir_candidate_size."
-            )
-        if mir_virtual_lr is None:
-            mir_virtual_lr = self.DEFAULT_VIRTUAL_LR
-        if isinstance(mir_virtual_lr, bool) or not isinstance(mir_virtual_lr, (int, float)) \
-                or not math.isfinite(mir_virtual_lr) or mir_virtual_lr <= 0:
-            raise ConfigError(
-                f"continual_learning.algorithm.mir_virtual_lr must be a positive finite number or null "
-                f"(null = {self.DEFAULT_VIRTUAL_LR}), got {mir_virtual_lr!r}."
-            )
-        if not isinstance(mir_lora_only, bool):
-            raise ConfigError(f"continual_learning.algorithm.mir_lora_only must be true or false, got {mir_lora_only!r}.")
-        self.virtual_lr = float(mir_virtual_lr)
-        self.lora_only = mir_lora_only
-        self.hparams.update(
-            mir_refresh_interval=self.refresh_interval,
-            mir_candidate_size=self.candidate_size,
-            mir_top_k=self.top_k,
-            mir_virtual_lr=self.virtual_lr,
-            mir_lora_only=self.lora_only,
-        )
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        h = self.hparams
+        check_at_most("mir_top_k", h["mir_top_k"], "mir_candidate_size", h["mir_candidate_size"],
+                      " The cache keeps the top-k of the scored candidates.")
+        if h["mir_virtual_lr"] is None:
+            h["mir_virtual_lr"] = self.DEFAULT_VIRTUAL_LR
+        self.refresh_interval, self.candidate_size, self.top_k = (
+            h["mir_refresh_interval"], h["mir_candidate_size"], h["mir_top_k"])
+        self.virtual_lr, self.lora_only = h["mir_virtual_lr"], h["mir_lora_only"]
         # Persistent state (state_dict).
         self._cache: list[Ref] = []
-        self._step = 0                            # optimizer steps seen, over the whole run
-        self._last_refresh: Optional[int] = None  # value of _step at the last refresh
-        self._rng = np.random.default_rng(0)      # draws replay samples from the cache
+        self._last_refresh: Optional[int] = None  # global step of the last refresh
+        self._rng = numpy_rng(0)                  # draws replay samples from the cache
         # Per-task runtime state (on_task_start).
         self._model: Optional[torch.nn.Module] = None
         self._params: list[tuple[str, torch.nn.Parameter]] = []
         self._handles: list[Any] = []
         self._grads: dict[str, torch.Tensor] = {}
-        self._accum = 1
-        self._micro = 0
         self._capturing = False
-        self._scaler = None
-        self._autocast = None
         self._logged_no_lora = False
         self.last_refresh: dict = {}              # candidates and their Δ, for logging and tests
         self.refresh_count, self.refresh_seconds = 0, 0.0  # this process's refreshes (not saved), for benchmarks
@@ -163,15 +127,12 @@ class MIR(ER):
     # ------------------------------------------------------------------ hooks
     def on_task_start(self, ctx: CLContext) -> None:
         super().on_task_start(ctx)
-        self._rng = np.random.default_rng([self.buffer.seed, int(ctx.task_id), self.rank, 1])
-        self._accum = int(ctx.extras.get("gradient_accumulation_steps", 1))
-        self._micro, self._capturing, self._grads = 0, False, {}
-        self._scaler = getattr(ctx.accelerator, "scaler", None)
-        self._autocast = getattr(ctx.accelerator, "autocast", None)
+        self._rng = numpy_rng(self.buffer.seed, ctx.task_id, self.rank, MIR_CACHE_STREAM)
+        self._capturing, self._grads = False, {}
         self._install_hooks(ctx.model)
 
     def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
-        if self._micro == 0:  # first micro-batch of an optimizer step
+        if self.ctx.micro_batch == 0:  # first micro-batch of an optimizer step
             self._capturing = self._refresh_due()
             self._grads = {}
         if self._capturing:
@@ -186,15 +147,10 @@ class MIR(ER):
         return batch[: len(batch) - n] + self.buffer.decode([self._cache[int(i)] for i in picks])
 
     def after_backward(self, model: torch.nn.Module) -> None:
-        self._micro += 1
-        if self._micro < self._accum:
-            return
-        self._micro = 0
-        if self._capturing:
+        if self._capturing and self.ctx.is_optimizer_step:  # the step's whole gradient is captured
             self._capturing = False
             self._refresh(model)
             self._grads = {}
-        self._step += 1
 
     def on_task_end(self, ctx: CLContext) -> None:
         self._remove_hooks()
@@ -253,23 +209,25 @@ class MIR(ER):
     def _refresh_due(self) -> bool:
         if self._model is None or not self._params or self.buffer.is_empty():
             return False
-        return not self._cache or self._last_refresh is None or self._step - self._last_refresh >= self.refresh_interval
+        step = self.ctx.global_step
+        return not self._cache or self._last_refresh is None or step - self._last_refresh >= self.refresh_interval
 
     def _refresh(self, model: torch.nn.Module) -> None:
-        self._last_refresh = self._step
+        step = self._last_refresh = self.ctx.global_step
         pairs = [(p, self._grads[n]) for n, p in self._params if n in self._grads]
         if not pairs:
             return
         scale = 1.0
-        if self._scaler is not None and self._scaler.is_enabled():
-            scale = float(self._scaler.get_scale())  # fp16 loss scaling: hooks saw scaled gradients
+        scaler = getattr(self.ctx.accelerator, "scaler", None)
+        if scaler is not None and scaler.is_enabled():
+            scale = float(scaler.get_scale())  # fp16 loss scaling: hooks saw scaled gradients
         if not bool(torch.stack([torch.isfinite(g).all() for _, g in pairs]).all()):  # one device sync
-            logger.warning("MIR: non-finite gradient at step %d; the replay cache is kept as it was.", self._step)
+            logger.warning("MIR: non-finite gradient at step %d; the replay cache is kept as it was.", step)
             return
         start = time.perf_counter()
         refs = self.buffer.sample_refs(self.candidate_size)
         samples = self.buffer.decode(refs)
-        seed = evaluation_seed(self.buffer.seed, self.rank, self._step)
+        seed = derive_seed(self.buffer.seed, self.rank, step)
         before = self._losses(model, samples, seed)
         saved = [p.detach().clone() for p, _ in pairs]
         saved_buffers = [b.detach().clone() for b in model.buffers()]
@@ -287,21 +245,15 @@ class MIR(ER):
         delta = after - before
         order = torch.argsort(delta, descending=True, stable=True)[: self.top_k].tolist()
         self._cache = [refs[i] for i in order]
-        self.last_refresh = {"step": self._step, "candidates": refs, "delta": delta.tolist(), "top": order}
+        self.last_refresh = {"step": step, "candidates": refs, "delta": delta.tolist(), "top": order}
         self.refresh_count += 1
         self.refresh_seconds += time.perf_counter() - start
 
     def _losses(self, model: torch.nn.Module, samples: list[dict], seed: int) -> torch.Tensor:
-        """Per-sample losses under no_grad, with torch's RNG forked and seeded (same noise on every call)."""
+        """Per-sample losses under no_grad, with torch's RNG seeded with `seed` (same noise on every call)."""
         device = next(model.parameters()).device
-        cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), torch.no_grad():
-            torch.random.default_generator.manual_seed(seed)
-            if cuda:
-                with torch.cuda.device(cuda[0]):
-                    torch.cuda.manual_seed(seed)
-            with self._autocast() if self._autocast is not None else torch.autocast("cpu", enabled=False):
-                return model.per_sample_action_loss(samples).detach().float().cpu()
+        with seeded_torch_rng(seed, device), torch.no_grad(), autocast_of(self.ctx.accelerator)():
+            return model.per_sample_action_loss(samples).detach().float().cpu()
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -309,7 +261,6 @@ class MIR(ER):
             **super().state_dict(),
             "mir": {
                 "cache": [[task, list(ref)] for task, ref in self._cache],
-                "step": self._step,
                 "last_refresh": self._last_refresh,
                 "rng_state": self._rng.bit_generator.state,
             },
@@ -319,12 +270,10 @@ class MIR(ER):
         super().load_state_dict(state)
         mir = state.get("mir", {})
         self._cache = [(int(task), tuple(int(x) for x in ref)) for task, ref in mir.get("cache", [])]
-        self._step = int(mir.get("step", 0))
         last = mir.get("last_refresh")
         self._last_refresh = None if last is None else int(last)
         if "rng_state" in mir:
-            self._rng = np.random.default_rng()
-            self._rng.bit_generator.state = mir["rng_state"]
+            self._rng = numpy_rng_from_state(mir["rng_state"])
 
     @property
     def cache(self) -> list[Ref]:

@@ -4,9 +4,9 @@ Idea: after task k the policy should have trained on the union of tasks 0..k, as
 if their data had been pooled. Here it is done incrementally with per-task
 checkpoints like every other method, so its T x T matrix is directly
 comparable: while training task k, each batch is drawn uniformly from the union
-of all frames of tasks 0..k. The memory is ER's reference store with *every*
-frame of each finished task kept (24 bytes per frame: 1.2 MB for a 50k-frame
-task), and the share of a batch replaced by memory samples is the memory's share
+of all frames of tasks 0..k. The memory is ER's reference store (`TaskEndMemory`)
+with *every* frame of each finished task kept (24 bytes per frame: 1.2 MB for a
+50k-frame task), and the share of a batch replaced by memory samples is the memory's share
 of the union, n_mem / (n_mem + n_current), so every frame of the union is
 equally likely to be drawn (with `balanced_sampling: true`, every task instead
 gets an equal share of the batch).
@@ -21,12 +21,12 @@ memory samples with its own RNG stream (seed, task, rank).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from AlphaBrain.training.continual_learning.algorithms.base import CLAlgorithm, CLContext
+from AlphaBrain.training.continual_learning.algorithms.base import CLContext
+from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_bool
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
-from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import ER
-from AlphaBrain.utils.errors import ConfigError
+from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.task_memory import TaskEndMemory
 
 
 def memory_share(batch_size: int, num_memory: int, num_current: int) -> int:
@@ -38,16 +38,14 @@ def memory_share(batch_size: int, num_memory: int, num_current: int) -> int:
 
 
 @register_algorithm("multitask", aliases=("joint",))
-class Multitask(ER):
+class Multitask(TaskEndMemory):
     name = "multitask"
-    HYPERPARAMETERS = {"balanced_sampling": False}
+    # No buffer_size_per_task: the memory keeps every frame of each finished task.
+    HYPERPARAMETERS = {"balanced_sampling": Param(False, check_bool)}
 
-    def __init__(self, balanced_sampling: bool = False):
-        if not isinstance(balanced_sampling, bool):
-            raise ConfigError(f"continual_learning balanced_sampling must be true or false, got {balanced_sampling!r}.")
-        # The buffer size is a placeholder: on_task_end stores every frame of the task.
-        super().__init__(buffer_size_per_task=1, replay_batch_ratio=0.5, balanced_sampling=balanced_sampling)
-        self.hparams = {"balanced_sampling": balanced_sampling}
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.balanced_sampling = self.hparams["balanced_sampling"]
         self._current_size = 0
 
     def on_task_start(self, ctx: CLContext) -> None:
@@ -66,11 +64,3 @@ class Multitask(ER):
             n = memory_share(len(batch), len(self.buffer), self._current_size)
             drawn = self.buffer.sample(n)
         return batch[: len(batch) - n] + drawn
-
-    def on_task_end(self, ctx: CLContext) -> None:
-        self.buffer.populate_from_dataset(ctx.task_id, ctx.task_dataset, num_samples=len(ctx.task_dataset))
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        # ER's version re-applies its configured buffer size; here the stored tasks keep every frame.
-        CLAlgorithm.load_state_dict(self, state)
-        self.buffer.load_state_dict(state.get("buffer", {}))
