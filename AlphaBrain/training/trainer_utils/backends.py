@@ -25,16 +25,20 @@ from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_sched
 from AlphaBrain.utils.errors import ConfigError
 
 _PLAIN_DISTRIBUTED = ("NO", "MULTI_CPU", "MULTI_GPU")
+# accelerate modes whose optimizers own the gradients: param.grad is not the whole gradient after backward.
+_SHARDED_GRADIENTS = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
 
 
 class AccelerateBackend:
     """accelerate without DeepSpeed: one process or DDP (gloo on CPU, NCCL on GPU), any mixed precision."""
 
     name = "accelerate"
-    keeps_param_grad = True
 
     def __init__(self, accelerator: Any, trainer_cfg: Any) -> None:
         self.accelerator = accelerator
+        kind = str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type)).upper()
+        self.sharding = _SHARDED_GRADIENTS.get(kind)
+        self.keeps_param_grad = self.sharding is None
         self.cfg = trainer_cfg
         self.accumulation = int(trainer_cfg.gradient_accumulation_steps)
         clip = trainer_cfg.gradient_clipping
@@ -102,6 +106,7 @@ class DeepSpeedBackend:
         self.config = resolve_config(ds_config, trainer_cfg, micro_batch_size, mixed_precision)
         self.accumulation = int(self.config["gradient_accumulation_steps"])
         self.zero_stage = int(self.config.get("zero_optimization", {}).get("stage", 0))
+        self.sharding = f"DeepSpeed ZeRO stage {self.zero_stage}"
         # Stage 2 leaves param.grad None; stage 1 reduces into its own partitions as well, so only stage 0
         # (plain data parallelism) guarantees the whole, averaged gradient in param.grad.
         self.keeps_param_grad = self.zero_stage == 0
@@ -150,11 +155,11 @@ class DeepSpeedBackend:
 def check_algorithm(algorithm: Any, backend: Any) -> None:
     """Refuse an algorithm that reads `param.grad` after backward on a backend that does not keep it."""
     if getattr(algorithm, "needs_param_grad", False) and not backend.keeps_param_grad:
-        stage = getattr(backend, "zero_stage", "?")
         raise ConfigError(
-            f'Algorithm "{algorithm.name}" reads param.grad after backward, which ZeRO stage {stage} does not leave '
-            "whole (gradients live in DeepSpeed's partitioned buffers). Set zero_optimization.stage to 0, "
-            "or train it with the accelerate/DDP trainer (run_cl_train.sh without --deepspeed)."
+            f'Algorithm "{algorithm.name}" (continual_learning.algorithm.name) reads param.grad after backward, which '
+            f"{backend.sharding} does not leave whole (gradients live in the backend's partitioned buffers). "
+            "Train it with plain DDP (run_cl_train.sh without --deepspeed, no FSDP config) or with "
+            "zero_optimization.stage 0, or use an algorithm that does not need param.grad (ewc, er, derpp, mir)."
         )
 
 

@@ -155,12 +155,17 @@ def test_every_rank_projects_identically_and_the_training_rng_is_untouched():
     assert torch.equal(results[0], results[1])
 
 
-@pytest.mark.parametrize("backend", [DistributedType.DEEPSPEED, DistributedType.FSDP])
-def test_refused_where_param_grad_is_not_the_gradient(backend):
-    algo = AGEM.from_config({})
-    accelerator = SimpleNamespace(distributed_type=backend)
-    with pytest.raises(ConfigError, match="cannot run under (DeepSpeed|FSDP).*param.grad"):
-        algo.on_task_start(context(0, ToyPolicy(), accelerator=accelerator))
+@pytest.mark.parametrize("kind", [DistributedType.DEEPSPEED, DistributedType.FSDP])
+def test_refused_where_param_grad_is_not_the_gradient(kind):
+    from omegaconf import OmegaConf
+
+    from AlphaBrain.training.trainer_utils.backends import AccelerateBackend, check_algorithm
+
+    trainer_cfg = OmegaConf.create({"gradient_accumulation_steps": 1, "gradient_clipping": None})
+    backend = AccelerateBackend(SimpleNamespace(distributed_type=kind), trainer_cfg)
+    with pytest.raises(ConfigError, match="reads param.grad.*(DeepSpeed|FSDP).*plain DDP"):
+        check_algorithm(AGEM.from_config({}), backend)
+    check_algorithm(AGEM.from_config({}), AccelerateBackend(SimpleNamespace(distributed_type="MULTI_CPU"), trainer_cfg))
 
 
 @pytest.mark.parametrize("params, key", [

@@ -136,10 +136,16 @@ def test_fp16_loss_scaling_is_undone_and_a_skipped_inf_step_adds_nothing():
 
 
 @pytest.mark.parametrize("kind", [DistributedType.DEEPSPEED, DistributedType.FSDP])
-def test_refused_where_param_grad_is_sharded(kind):
-    acc = SimpleNamespace(distributed_type=kind, scaler=None)
-    with pytest.raises(ConfigError, match="param.grad.*algorithm.name=ewc"):
-        SI().on_task_start(ctx(ToyPolicy(), 0, accelerator=acc))
+def test_refused_where_param_grad_is_not_the_gradient(kind):
+    from omegaconf import OmegaConf
+
+    from AlphaBrain.training.trainer_utils.backends import AccelerateBackend, check_algorithm
+
+    trainer_cfg = OmegaConf.create({"gradient_accumulation_steps": 1, "gradient_clipping": None})
+    backend = AccelerateBackend(SimpleNamespace(distributed_type=kind), trainer_cfg)
+    with pytest.raises(ConfigError, match="reads param.grad.*(DeepSpeed|FSDP).*plain DDP"):
+        check_algorithm(SI.from_config({}), backend)
+    check_algorithm(SI.from_config({}), AccelerateBackend(SimpleNamespace(distributed_type="MULTI_CPU"), trainer_cfg))
 
 
 def test_missing_param_grad_is_a_clear_error():

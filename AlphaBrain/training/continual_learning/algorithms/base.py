@@ -56,16 +56,6 @@ class CLContext:
         return self.micro_batch == self.gradient_accumulation_steps - 1
 
 
-# accelerate's distributed types whose optimizers own the gradients (param.grad is not the whole gradient).
-_GRADIENT_OWNING_BACKENDS = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
-
-
-def distributed_kind(accelerator: Any) -> str:
-    """accelerate's distributed type as a plain string ("NO", "MULTI_GPU", "DEEPSPEED", "FSDP", ...)."""
-    kind = getattr(accelerator, "distributed_type", None)
-    return str(getattr(kind, "value", kind or "NO")).upper()
-
-
 class CLAlgorithm:
     """Base class: no-op hooks plus JSON-serializable state.
 
@@ -96,7 +86,7 @@ class CLAlgorithm:
     # Public methods a subclass may define that are not hooks (helpers of the algorithm).
     _NOT_HOOKS: ClassVar[frozenset] = frozenset(
         {"state_dict", "load_state_dict", "tensor_state_dict", "load_tensor_state_dict", "from_config", "bind_runtime",
-         "defaults", "refuse_sharded_gradients"}
+         "defaults"}
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -175,17 +165,6 @@ class CLAlgorithm:
     def defaults(cls) -> dict[str, Any]:
         """key -> default of every declared hyperparameter."""
         return defaults(cls.HYPERPARAMETERS)
-
-    def refuse_sharded_gradients(self, accelerator: Any) -> None:
-        """Raise if accelerate runs a backend that partitions or frees `param.grad` (for `needs_param_grad` methods)."""
-        backend = _GRADIENT_OWNING_BACKENDS.get(distributed_kind(accelerator))
-        if backend is not None:
-            raise ConfigError(
-                f"{type(self).__name__} (continual_learning.algorithm.name={self.name}) cannot run under {backend}: "
-                "it reads the whole gradient from param.grad after the backward pass, and this backend partitions "
-                "or frees param.grad before then. Launch with plain DDP (no DeepSpeed / FSDP config), or use an "
-                "algorithm that does not need param.grad (continual_learning.algorithm.name=ewc, er or derpp)."
-            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -73,7 +73,6 @@ class SI(CLAlgorithm):
 
     # ------------------------------------------------------------------ hooks
     def on_task_start(self, ctx: CLContext) -> None:
-        self.refuse_sharded_gradients(ctx.accelerator)
         self._reset_task_buffers()
         named = trainable_parameters(ctx.model)
         self._names = [n for n, _ in named]

@@ -82,7 +82,6 @@ class AGEM(TaskEndMemory):
         self.stats: dict[str, dict[str, int]] = {}  # task -> {"steps": with a memory, "projected": of those}
 
     def on_task_start(self, ctx: CLContext) -> None:
-        self.refuse_sharded_gradients(ctx.accelerator)
         super().on_task_start(ctx)
 
     def after_backward(self, model: torch.nn.Module) -> None:
