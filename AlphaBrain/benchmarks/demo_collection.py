@@ -1,11 +1,14 @@
-"""What the simulated benchmarks' demo generators share: the parameter-stamped cache, and collecting
-successful scripted-expert episodes of one task.
+"""What the simulated benchmarks' demo generators share in collecting episodes: the parameter-stamped
+cache, one env per worker process, recording one expert episode, and collecting the successful episodes
+of one task.
 
 A generator writes the parameters that made its dataset into `meta/info.json` under its marker key;
 `check_cached` reuses a dataset made with the same parameters and refuses to overwrite anything else.
-`collect_successes` runs attempt 0, 1, 2, ... (each attempt a job whose seeds depend only on its index,
-so the result does not depend on the pool size) until `needed` episodes succeeded, and gives up with a
-DatasetError when the expert fails too often.
+`worker_env` keeps one env alive per process (the last one asked for); `record_episode` steps it with
+an expert until a short tail after the first success. `collect_successes` runs attempt 0, 1, 2, ...
+(each attempt a job whose seeds depend only on its index, so the result does not depend on the pool
+size) until `needed` episodes succeeded, and gives up with a DatasetError when the expert fails too often.
+Writing the episodes as a dataset: demo_generation.py.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from AlphaBrain.utils.errors import DatasetError
 
@@ -38,6 +43,63 @@ def check_cached(root: Path, params: dict[str, Any], marker: str, label: str) ->
         what = f"a {label} dataset generated with other parameters (differing: {', '.join(diff)})"
     raise DatasetError(f"{root} already holds {what}. Pass --force (force=True) to regenerate it there, "
                        "or choose another --out (out_dir).")
+
+
+_WORKER_ENVS: dict[tuple, tuple[Any, Callable[[Any], None]]] = {}
+
+
+def _close(env: Any) -> None:
+    env.close()
+
+
+def worker_env(key: tuple, make: Callable[[], Any], close: Callable[[Any], None] = _close) -> Any:
+    """This process's env for `key`, made by `make()` when another key (or none) was asked for last:
+    one env is alive at a time. `close(env)` closes it (when the key changes, or in close_worker_envs)."""
+    if key not in _WORKER_ENVS:
+        close_worker_envs()
+        _WORKER_ENVS[key] = (make(), close)
+    return _WORKER_ENVS[key][0]
+
+
+def close_worker_envs() -> None:
+    for env, close in _WORKER_ENVS.values():
+        close(env)
+    _WORKER_ENVS.clear()
+
+
+def record_episode(
+    env: Any,
+    obs: dict[str, Any],
+    act: Callable[[dict[str, Any]], np.ndarray],
+    cameras: Sequence[str],
+    max_steps: int,
+    tail_steps: int,
+) -> Optional[dict[str, np.ndarray]]:
+    """Step `env` from its reset observation `obs` with `act(obs)`; the recorded episode, or None if it failed.
+
+    The episode ends `tail_steps` steps after the first success (or at `max_steps`). Per frame it holds
+    the images (obs["images"], in the order of `cameras`), the state and the action executed:
+    `{camera: uint8[T, H, W, 3], ..., "state": [T, S], "action": [T, A]}`.
+    """
+    images: list[list[np.ndarray]] = [[] for _ in cameras]
+    states, actions = [], []
+    end, succeeded = max_steps, False
+    for step in range(1, max_steps + 1):
+        action = act(obs)
+        for frames, img in zip(images, obs["images"]):
+            frames.append(img)
+        states.append(obs["state"])
+        actions.append(action)
+        obs, success, _ = env.step(action)
+        if success and not succeeded:
+            succeeded, end = True, min(step + tail_steps, max_steps)
+        if step >= end:
+            break
+    if not succeeded:
+        return None
+    episode = {cam: np.stack(frames) for cam, frames in zip(cameras, images)}
+    episode.update(state=np.stack(states), action=np.stack(actions))
+    return episode
 
 
 def collect_successes(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from AlphaBrain.benchmarks.registry import Suite, SuiteTask
+from AlphaBrain.benchmarks.suite_types import Suite, SuiteTask
 from AlphaBrain.dataloader.synthetic import _render, synthetic_task
 from AlphaBrain.utils.text import slugify
 

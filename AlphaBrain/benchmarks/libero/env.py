@@ -53,6 +53,7 @@ from AlphaBrain.benchmarks.libero.render import (
     resolve_mode,
 )
 from AlphaBrain.benchmarks.libero.tasks import NOOP_ACTION, NUM_WAIT_STEPS, LiberoTaskSpec, default_render_mode
+from AlphaBrain.benchmarks.sim_env import ClosingEnv
 from AlphaBrain.utils.errors import UserError
 
 CAMERAS = ("agentview", "robot0_eye_in_hand")  # -> observation.images.image, observation.images.wrist_image
@@ -165,7 +166,7 @@ def _close_live_envs() -> None:
         env.close()
 
 
-class LiberoEnv:
+class LiberoEnv(ClosingEnv):
     """One LIBERO task (see the module docstring).
 
     Args:
@@ -338,18 +339,6 @@ class LiberoEnv:
         if ctx is not None:
             ctx.gl_ctx.make_current()  # free this env's GL objects in its own context
         libero.close()
-
-    def __enter__(self) -> "LiberoEnv":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (f"LiberoEnv({self.spec.problem_folder}/{self.task_name}, image_size={self.image_size}, "

@@ -1,4 +1,4 @@
-"""The LIBERO evaluation suites (registered in AlphaBrain/benchmarks/registry.py).
+"""The LIBERO evaluation suites (registered by name in registry.py).
 
 Trial k of a task starts from the task's init state k (`eval_seed(task_index, k) = k`;
 LiberoEnv.reset uses `seed % n_init_states`), the fixed states every LIBERO evaluation uses.
@@ -18,7 +18,7 @@ from AlphaBrain.benchmarks.libero.tasks import (
     suite_names,
     suite_task_specs,
 )
-from AlphaBrain.benchmarks.registry import Suite, SuiteTask, slugify
+from AlphaBrain.benchmarks.suite_types import Suite, SuiteTask, slugify
 from AlphaBrain.utils.errors import unknown_name
 
 

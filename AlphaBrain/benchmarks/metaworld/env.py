@@ -34,6 +34,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless: must be set before mujoco
 import numpy as np
 
 from AlphaBrain.benchmarks.metaworld.tasks import task_spec
+from AlphaBrain.benchmarks.sim_env import ClosingEnv
 from AlphaBrain.utils.errors import UserError, unknown_name
 
 # The corner cameras of Meta-World's scene are mounted upside down: their images are
@@ -171,7 +172,7 @@ class _Renderer:
 # ---------------------------------------------------------------------------- environment
 
 
-class MetaWorldEnv:
+class MetaWorldEnv(ClosingEnv):
     """One Meta-World task with per-episode randomized layouts and rendered observations.
 
     Args:
@@ -291,18 +292,6 @@ class MetaWorldEnv:
         if self._env is not None:
             self._env.close()
             self._env = None
-
-    def __enter__(self) -> "MetaWorldEnv":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (f"MetaWorldEnv({self.env_name!r}, image_size={self.image_size}, camera={self.camera!r}, "

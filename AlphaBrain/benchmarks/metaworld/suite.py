@@ -9,7 +9,7 @@ from AlphaBrain.benchmarks.metaworld.tasks import (
     stream_env_names,
     task_spec,
 )
-from AlphaBrain.benchmarks.registry import Suite, SuiteTask, slugify
+from AlphaBrain.benchmarks.suite_types import Suite, SuiteTask, slugify
 
 
 def suite_tasks(stream: str) -> list[SuiteTask]:
