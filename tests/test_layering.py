@@ -156,3 +156,10 @@ def test_docstrings_cite_only_files_that_exist():
                 if not any(c.is_file() for c in candidates):
                     missing.append(f"{path.relative_to(PACKAGE.parent)}:{lineno}: {ref}")
     assert not missing, "references to files that do not exist:\n" + "\n".join(missing)
+
+
+def test_no_module_over_400_lines():
+    """A file that outgrows 400 lines holds two responsibilities: split it along the seam."""
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"split these modules: {long}"

@@ -229,13 +229,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     """main() after parsing: evaluate, then print the matrix and metrics."""
+    from AlphaBrain.runs import RunDir
+
     run_dir = Path(args.run_root) / args.run_id
     if args.model:
         check_model(run_dir, args.model)
-    suite = args.suite
-    if suite is None:
-        stream_file = run_dir / "stream.json"
-        suite = json.loads(stream_file.read_text())["name"] if stream_file.is_file() else "libero_goal"
+    suite = args.suite or RunDir(run_dir).stream_name(default="libero_goal")
     out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
     result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                           mode="server" if args.server else "inprocess", port_base=args.port_base,

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from AlphaBrain.evaluation import metrics as M
+from AlphaBrain.runs.layout import CHECKPOINTS_DIR, STREAM_FILE
 from AlphaBrain.evaluation.success_matrix import KNOWN_KEYS, SuccessMatrix, matrix_from_dict, rates_to_json
 from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
 from AlphaBrain.utils.errors import UserError
@@ -36,7 +37,7 @@ def resolve_matrix_path(path_or_dir: str | os.PathLike) -> Path:
         if candidate.is_file():
             return candidate
         hint = ""
-        if (path / "stream.json").is_file() or (path / "checkpoints").is_dir():
+        if (path / STREAM_FILE).is_file() or (path / CHECKPOINTS_DIR).is_dir():
             hint = " It looks like a training run dir: pass the evaluation dir results/eval_cl/<run_id> instead."
         else:
             hint = " Pass results/eval_cl/<run_id> after the evaluation has finished, or a matrix.json file."

@@ -13,10 +13,23 @@ loading.py          load_run_model: a run's model at a checkpoint, with its norm
 Layer: above `model` (it builds and loads models), below training, evaluation and deployment.
 """
 
-from AlphaBrain.runs.checkpoints import TaskCheckpoint, list_complete_checkpoints, resolve_checkpoint
-from AlphaBrain.runs.layout import checkpoint_prefix, strip_checkpoint_suffix
-from AlphaBrain.runs.loading import LoadedPolicy, load_run_model
-from AlphaBrain.runs.run_dir import RunDir, policy_spec, read_stream_order, statistics_missing_message
+from AlphaBrain.utils.lazy import lazy_attributes
+
+# Imported on first use: layout.py (the file names) must stay importable without torch.
+_WHERE = {
+    "LoadedPolicy": "loading",
+    "RunDir": "run_dir",
+    "TaskCheckpoint": "checkpoints",
+    "checkpoint_prefix": "layout",
+    "list_complete_checkpoints": "checkpoints",
+    "load_run_model": "loading",
+    "policy_spec": "run_dir",
+    "read_stream_order": "run_dir",
+    "resolve_checkpoint": "checkpoints",
+    "statistics_missing_message": "run_dir",
+    "strip_checkpoint_suffix": "layout",
+}
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 __all__ = [
     "LoadedPolicy",

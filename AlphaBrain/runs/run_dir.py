@@ -192,6 +192,15 @@ class RunDir:
             sub.set_normalizer(Normalizer(stats[sub.embodiment]))
         return stats
 
+    def stream_name(self, default: Optional[str] = None) -> Optional[str]:
+        """The stream's name from stream.json (e.g. the suite to evaluate on), or `default` without the file."""
+        if not self.stream_file.is_file():
+            return default
+        try:
+            return str(json.loads(self.stream_file.read_text())["name"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{self.stream_file} is damaged ({type(exc).__name__}: {exc}); pass --suite.") from None
+
     def stream_task_names(self) -> list[str]:
         """Task names in training order, from stream.json (what an evaluation writes as `train_order`)."""
         return read_stream_order(self.stream_file)
