@@ -1,12 +1,23 @@
 """Evaluate a continual-learning run in simulation: every task checkpoint on every task of a suite.
 
     python -m AlphaBrain.evaluation.cl_eval --run-id <run_id> --suite metaworld_cl5 --trials 10 [--last-only]
+        [--shard K/N | --merge-only]
 
 Output, under --output-base (default results/eval_cl/<run_id>/):
     <checkpoint>/eval.log, <checkpoint>/results.json (per task: success rate, trials, seeds)
+    <checkpoint>/cells/<task>.json (one per cell: its results.json entry and the parameters)
     <checkpoint>/server.log (policy-server mode)
     matrix.json, metrics.json, matrix.png
-Re-running skips the cells already in results.json (same number of trials).
+Re-running skips the cells already evaluated with the same --trials, --max-steps and suite.
+
+Several machines (Slurm job arrays): `--shard K/N` evaluates only shard K's share of the
+(checkpoint, task) cells (K in 0..N-1; N contiguous blocks of the cells in train-order x suite-order,
+see shards.py). Every cell is its own file, <checkpoint>/cells/<task>.json, written atomically by the
+shard that owns it; a shard logs to <checkpoint>/eval.shard-K-of-N.log. Shards may run at once into
+one --output-base on a shared file system: each writes only its own cells and logs, and whichever
+finds every cell file present when it is done writes results.json, matrix.json, metrics.json and
+matrix.png (two at once write the same content). `--merge-only` evaluates nothing and assembles those
+from the cell files, or stops naming the missing cells and the shards that own them.
 """
 
 from __future__ import annotations
@@ -22,8 +33,12 @@ from typing import Optional
 from tqdm import tqdm
 
 from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
+from AlphaBrain.evaluation.shards import (
+    UNSHARDED, CellParams, Shard, cell_path, cell_reusable, log_name, missing_message, read_cell, results_entry,
+    shard_counts, shard_label, shard_range, write_cell,
+)
 from AlphaBrain.utils.atomic_io import atomic_write_json
-from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main
+from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main, shard_arg
 from AlphaBrain.utils.errors import UserError
 
 
@@ -63,10 +78,15 @@ def simulator_interpreter(suite_name: str) -> Optional[str]:
 
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
-                 replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None) -> dict:
+                 replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None,
+                 shard: Shard = UNSHARDED, merge_only: bool = False) -> dict:
+    """Evaluate this shard's cells, then assemble the matrix if every cell file is there.
+
+    Returns {"matrix", "metrics", "missing"}: matrix and metrics are None (and `missing` lists the
+    (checkpoint, task) cells still to come from other shards) when the evaluation is not complete.
+    `merge_only` evaluates nothing and raises a UserError naming the missing cells.
+    """
     from AlphaBrain.benchmarks import get_suite
-    from AlphaBrain.evaluation.matrix import metrics_json, write_matrix
-    from AlphaBrain.evaluation.plots import plot_matrix_heatmap
     from AlphaBrain.evaluation.servers import pick_ports
     from AlphaBrain.evaluation.worker_pool import make_pool
 
@@ -74,6 +94,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         raise UserError("--trials and --workers must be >= 1.")
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be >= 1, got {max_steps}.")
+    if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise UserError(f"--shard must be K/N with N >= 1 and K in 0..N-1, got {shard_label(shard)}.")
     suite = get_suite(suite_name)
     checkpoints = discover_checkpoints(run_dir, last_only)
     from AlphaBrain.runs import RunDir
@@ -85,35 +107,61 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
             f"The run was trained on tasks {unknown} that suite {suite_name} does not have "
             f"(its tasks: {', '.join(t.name for t in suite.tasks)}). Pick the suite the run was trained on."
         )
-    python = simulator_interpreter(suite_name)
-    if python is not None and mode != "server":
-        print(f"note: simulating in LIBERO_PYTHON={python}; the policy is served to it (--server)", file=sys.stderr)
-        mode = "server"
-    ports = pick_ports(port_base, workers) if mode == "server" else []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    initargs = (str(run_dir), suite_name, mode, ports, replan_every)
-    with make_pool(workers, initargs, python=python, log=out_dir / "workers.log") as pool:
-        for checkpoint in checkpoints:
-            if cache_merged:
-                cache_merged_weights(run_dir, checkpoint)
-            rows.append(_evaluate_checkpoint(pool, run_dir, suite, checkpoint, trials, out_dir / checkpoint,
-                                             workers, mode, ports, max_steps))
-    success = [[row.get(t.name, {}).get("success_rate") for t in suite.tasks] for row in rows]
+    params = CellParams(suite_name, trials, max_steps)
+    order = [(checkpoint, t.name) for checkpoint in checkpoints for t in suite.tasks]
+    mine = {order[i] for i in shard_range(len(order), shard)}
+    if not merge_only and mine:
+        python = simulator_interpreter(suite_name)
+        if python is not None and mode != "server":
+            print(f"note: simulating in LIBERO_PYTHON={python}; the policy is served to it (--server)",
+                  file=sys.stderr)
+            mode = "server"
+        ports = pick_ports(port_base, workers) if mode == "server" else []
+        out_dir.mkdir(parents=True, exist_ok=True)
+        initargs = (str(run_dir), suite_name, mode, ports, replan_every)
+        with make_pool(workers, initargs, python=python, log=out_dir / log_name("workers", shard)) as pool:
+            for checkpoint in checkpoints:
+                tasks = [i for i, t in enumerate(suite.tasks) if (checkpoint, t.name) in mine]
+                if not tasks:
+                    continue
+                if cache_merged:
+                    cache_merged_weights(run_dir, checkpoint)
+                _evaluate_checkpoint(pool, run_dir, suite, checkpoint, tasks, params, out_dir, workers, mode,
+                                     ports, shard)
+    cells = [read_cell(out_dir, checkpoint, task, params) for checkpoint, task in order]
+    missing = [i for i, cell in enumerate(cells) if cell is None]
+    if missing:
+        if merge_only:
+            counts = {shard[1]} if shard != UNSHARDED else shard_counts(out_dir, order)
+            raise UserError(missing_message(out_dir, order, missing, counts.pop() if len(counts) == 1 else None))
+        return {"matrix": None, "metrics": None, "missing": [order[i] for i in missing]}
     matrix = {
         "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
-        "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": success,
+        "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": [],
         "trials": trials, "last_only": last_only,
         **({"max_steps": max_steps} if max_steps else {}),
     }
-    write_matrix(out_dir / "matrix.json", matrix)
-    from AlphaBrain.evaluation.matrix import load_matrix
+    return assemble(matrix, dict(zip(order, cells)), out_dir)
 
+
+def assemble(matrix: dict, cells: dict, out_dir: Path) -> dict:
+    """Write every checkpoint's results.json and matrix.json, metrics.json, matrix.png from the cell files.
+
+    Idempotent: shards that assemble at the same time write the same content (each file atomically).
+    """
+    from AlphaBrain.evaluation.matrix import load_matrix, metrics_json, write_matrix
+    from AlphaBrain.evaluation.plots import plot_matrix_heatmap
+
+    for checkpoint in matrix["checkpoints"]:
+        results = {task: results_entry(cells[(checkpoint, task)]) for task in matrix["eval_tasks"]}
+        atomic_write_json(out_dir / checkpoint / "results.json", results)
+        matrix["success"].append([results[task].get("success_rate") for task in matrix["eval_tasks"]])
+    write_matrix(out_dir / "matrix.json", matrix)
     loaded = load_matrix(out_dir / "matrix.json")
     metrics = metrics_json(loaded)
     atomic_write_json(out_dir / "metrics.json", metrics)
-    plot_matrix_heatmap(loaded, out_dir / "matrix.png", title=f"{run_dir.name} on {suite_name}")
-    return {"matrix": matrix, "metrics": metrics}
+    plot_matrix_heatmap(loaded, out_dir / "matrix.png", title=f"{matrix['run_id']} on {matrix['suite']}")
+    return {"matrix": matrix, "metrics": metrics, "missing": []}
 
 
 def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
@@ -125,38 +173,49 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
         load_run_model(run.path, checkpoint, cache_merged=True)
 
 
-def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: int, ckpt_dir: Path,
-                         workers: int, mode: str, ports: list[int], max_steps: Optional[int] = None) -> dict:
+def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: list[int], params: CellParams,
+                         out_dir: Path, workers: int, mode: str, ports: list[int], shard: Shard) -> None:
+    """Evaluate this shard's cells (`tasks`, suite indices) of one checkpoint that have no reusable cell file."""
     from AlphaBrain.evaluation.servers import PolicyServers
 
+    ckpt_dir = out_dir / checkpoint
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    results_path, log = ckpt_dir / "results.json", ckpt_dir / "eval.log"
+    results_path, log = ckpt_dir / "results.json", ckpt_dir / log_name("eval", shard)
+    # results.json of an evaluation made before the cell files: its finished cells are kept.
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    jobs = [
-        CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)],
-                min(t.max_steps, max_steps or t.max_steps))
-        for i, t in enumerate(suite.tasks)
-        if not cell_done(results.get(t.name), trials)
-    ]
-    if not jobs:
-        _log(log, f"all {len(suite.tasks)} tasks already evaluated with {trials} trials; skipped")
-        return results
-    _log(log, f"evaluating {checkpoint}: {len(jobs)} task(s) x {trials} trials, {workers} worker(s), {mode}"
-              + (f", policy servers on ports {ports}" if ports else ""))
-    servers = PolicyServers(run_dir, checkpoint, ports, ckpt_dir / "server.log") if mode == "server" else None
+    trials, todo = params.trials, []
+    for i in tasks:
+        t = suite.tasks[i]
+        if cell_reusable(read_cell(out_dir, checkpoint, t.name, params), trials):
+            continue
+        if not cell_path(out_dir, checkpoint, t.name).exists() and cell_done(results.get(t.name), trials):
+            write_cell(out_dir, checkpoint, t.name, results[t.name], params, shard)
+            continue
+        todo.append(CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)],
+                            min(t.max_steps, params.max_steps or t.max_steps)))
+    if not todo:
+        _log(log, f"all {len(tasks)} tasks already evaluated with {trials} trials; skipped")
+        return
+    _log(log, f"evaluating {checkpoint}: {len(todo)} task(s) x {trials} trials, {workers} worker(s), {mode}"
+              + (f", policy servers on ports {ports}" if ports else "")
+              + (f", shard {shard_label(shard)}" if shard != UNSHARDED else ""))
+    servers = (PolicyServers(run_dir, checkpoint, ports, ckpt_dir / log_name("server", shard))
+               if mode == "server" else None)
     if servers is not None:
         servers.start()
     try:
-        bar = tqdm(total=len(jobs), desc=f"eval {checkpoint}", dynamic_ncols=True)
-        for cell in pool.imap_unordered(evaluate_cell, jobs):
+        bar = tqdm(total=len(todo), desc=f"eval {checkpoint}", dynamic_ncols=True)
+        for cell in pool.imap_unordered(evaluate_cell, todo):
             if "error" in cell and servers is not None:
                 # A dead server fails its worker's cell: say why (its log's tail) and start it again.
                 deaths = servers.restart_dead()
                 if deaths:
                     cell["error"] += "\n" + "\n".join(deaths)
             entry = summarize(cell, trials)
-            results[cell["task"]] = entry
-            atomic_write_json(results_path, results)  # after every cell: an interrupted eval resumes here
+            write_cell(out_dir, checkpoint, cell["task"], entry, params, shard)
+            if shard == UNSHARDED:  # the only writer of results.json: keep it current (other shards wait)
+                results[cell["task"]] = entry
+                atomic_write_json(results_path, results)
             if entry.get("error"):
                 _log(log, f"{cell['task']}: FAILED: {entry['error']}")
                 tqdm.write(f"[eval] {checkpoint} / {cell['task']}: failed: {entry['error']}")
@@ -167,7 +226,6 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, trials: in
     finally:
         if servers is not None:
             servers.stop()
-    return results
 
 
 def check_model(run_dir: Path, model: str) -> None:
@@ -219,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int_arg(1), default=None,
                    help="cap every episode at N steps (quick pipeline checks; success rates are then not the suite's)")
     p.add_argument("--replan-every", type=int_arg(1), default=4, help="actions executed from each predicted chunk")
+    p.add_argument("--shard", type=shard_arg(), default=UNSHARDED, metavar="K/N",
+                   help="evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, e.g. "
+                        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shards share --output-base and the last "
+                        "to finish writes the matrix (default 0/1: every cell)")
+    p.add_argument("--merge-only", action="store_true",
+                   help="evaluate nothing: write results.json, matrix.json, metrics.json, matrix.png from the "
+                        "cell files of the shards (error naming the missing cells if some are missing)")
     return p
 
 
@@ -239,7 +304,13 @@ def _main(args: argparse.Namespace) -> int:
     result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                           mode="server" if args.server else "inprocess", port_base=args.port_base,
                           replan_every=args.replan_every, cache_merged=args.cache_merged,
-                          max_steps=args.max_steps)
+                          max_steps=args.max_steps, shard=args.shard, merge_only=args.merge_only)
+    if result["matrix"] is None:
+        missing = result["missing"]
+        print(f"[eval] shard {shard_label(args.shard)} done; {len(missing)} cell(s) still to come from other shards "
+              f"(first: {missing[0][0]}/{missing[0][1]}): the last shard to finish writes {out / 'matrix.json'} "
+              f"(or run --merge-only once all have finished)")
+        return 0
     print_summary(result["matrix"], result["metrics"])
     print(f"[eval] wrote {out / 'matrix.json'}, {out / 'metrics.json'}, {out / 'matrix.png'}")
     return 0

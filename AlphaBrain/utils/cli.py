@@ -135,6 +135,21 @@ def float_arg(minimum: Optional[float] = None, maximum: Optional[float] = None) 
     return parse
 
 
+def shard_arg() -> Callable[[str], tuple[int, int]]:
+    """`type=` for `K/N`, shard K (0-based) of N, as in `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`."""
+
+    def parse(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+        k, n = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        if not match or n < 1 or k >= n:
+            raise argparse.ArgumentTypeError(
+                f"{_OWN}must be K/N with N >= 1 and K in 0..N-1 (shard K of N, e.g. 0/4), got {text!r}")
+        return k, n
+
+    parse.__name__ = "shard"
+    return parse
+
+
 def output_file(example: str) -> Callable[[str], Path]:
     """`type=` for a file the command writes: an existing directory (or a file where a folder
     of the path should be) is refused before any work starts."""

@@ -8,7 +8,7 @@ usage() {
   cat <<'USAGE'
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
-                      [--max-steps N]
+                      [--max-steps N] [--shard K/N | --merge-only]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
   --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
@@ -29,10 +29,16 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
                       comparable with the suite's)
   --cache-merged      LoRA runs: write each merged checkpoint once as <prefix>_merged.pt and reuse it
                       (default: adapters are merged in memory, nothing is written)
+  --shard K/N         Evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, for one
+                      machine of several (Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).
+                      Shards share --output-base; the last one to finish writes the matrix. Default: 0/1
+  --merge-only        Evaluate nothing: write the matrix from the shards' cell files (give the same
+                      --trials/--max-steps/--suite/--last-only); names the missing cells if any
   -h, --help          This help
 
-Re-running skips the (checkpoint, task) cells already in results.json. Per checkpoint:
-<output-base>/<checkpoint>/{eval.log,server.log,results.json}.
+Re-running skips the (checkpoint, task) cells already evaluated with the same --trials, --max-steps
+and suite. Per checkpoint: <output-base>/<checkpoint>/{eval.log,server.log,results.json} and
+cells/<task>.json (one file per cell; a shard logs to eval.shard-K-of-N.log).
 
 LIBERO runs headless (MUJOCO_GL=egl by default; osmesa also works). To simulate in another Python
 environment (your own LIBERO install), set LIBERO_PYTHON=/path/to/its/python (in .env): the workers
@@ -44,7 +50,7 @@ PROG="$0"  # as typed: usage errors name it, and so does the Python command it s
 die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() SHARD=() MERGE_ONLY=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -59,6 +65,8 @@ while [[ $# -gt 0 ]]; do
     --server) SERVER=(--server); shift ;;
     --cache-merged) CACHE_MERGED=(--cache-merged); shift ;;
     --max-steps) [[ $# -ge 2 ]] || usage_error "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
+    --shard) [[ $# -ge 2 ]] || usage_error "--shard needs a value"; SHARD=(--shard "$2"); shift 2 ;;
+    --merge-only) MERGE_ONLY=(--merge-only); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown flag '$1'" ;;
   esac
@@ -86,4 +94,5 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$SUITE" ]] || ARGS+=(--suite "$SUITE")
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
-ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}"
+ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}" \
+  "${SHARD[@]}" "${MERGE_ONLY[@]}"

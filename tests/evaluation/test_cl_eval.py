@@ -44,6 +44,7 @@ def test_eval_resumes_skipping_finished_cells(push_run, tmp_path, monkeypatch):
     dropped = sorted(results)[0]
     del results[dropped]
     (out / ckpt / "results.json").write_text(json.dumps(results))
+    (out / ckpt / "cells" / f"{dropped}.json").unlink()
 
     ran = []
     real = rollout.evaluate_cell
