@@ -99,6 +99,12 @@ def init_worker(run_dir: str, suite_name: str, mode: str, ports: list[int], repl
                    replan_every=replan_every, worker_id=worker_id, policy=None, checkpoint=None)
 
 
+# Cells are handed out only once every policy server answers its health check (servers.py waits up to
+# START_TIMEOUT_S for a model to load), so a worker's connection takes milliseconds; a server that is
+# gone by then has died, and its cell should fail in seconds, not minutes.
+CONNECT_TIMEOUT_S = 20.0
+
+
 def _policy_for(checkpoint: str):
     """In-process: load the checkpoint once per worker. Server mode: a client of this worker's server."""
     if _WORKER["checkpoint"] == checkpoint and _WORKER["policy"] is not None:
@@ -109,7 +115,7 @@ def _policy_for(checkpoint: str):
     if _WORKER["mode"] == "server":
         from AlphaBrain.deployment.policy_client import PolicyClient
 
-        policy = PolicyClient(port=_WORKER["port"], timeout=120)
+        policy = PolicyClient(port=_WORKER["port"], timeout=CONNECT_TIMEOUT_S)
     else:
         from AlphaBrain.deployment.policy import load_policy
 
