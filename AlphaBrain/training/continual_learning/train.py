@@ -314,5 +314,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     return run_main(run, interrupted="interrupted: completed task checkpoints are kept; rerun with --resume to continue.")
 
+
 if __name__ == "__main__":
     sys.exit(main())
