@@ -175,6 +175,25 @@ def test_deepspeed_zero2_refuses_algorithms_that_read_param_grad():
         check_algorithm(get_algorithm_class(name).from_config({}), zero2)
 
 
+@pytest.mark.parametrize("kind", ["DEEPSPEED", "FSDP"])
+def test_accelerate_sharded_modes_refuse_algorithms_that_read_param_grad(kind):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from AlphaBrain.training.trainer_utils.backends import AccelerateBackend, check_algorithm
+    from AlphaBrain.utils.errors import ConfigError
+
+    trainer = OmegaConf.create({"gradient_accumulation_steps": 1, "gradient_clipping": None})
+    sharded = AccelerateBackend(SimpleNamespace(distributed_type=kind), trainer)
+    ddp = AccelerateBackend(SimpleNamespace(distributed_type="MULTI_CPU"), trainer)
+    for name in [n for n in algorithm_names() if get_algorithm_class(n).needs_param_grad]:
+        algo = get_algorithm_class(name).from_config({})
+        with pytest.raises(ConfigError, match="reads param.grad.*(DeepSpeed|FSDP).*plain DDP"):
+            check_algorithm(algo, sharded)
+        check_algorithm(algo, ddp)
+
+
 def test_deepspeed_flag_of_run_cl_train_on_a_cpu_machine_is_one_clear_error(synthetic_dataset, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this test is about CPU-only machines")

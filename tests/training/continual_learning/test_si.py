@@ -135,19 +135,6 @@ def test_fp16_loss_scaling_is_undone_and_a_skipped_inf_step_adds_nothing():
     assert_dicts_close(algo.term.importance, reference.term.importance, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", [DistributedType.DEEPSPEED, DistributedType.FSDP])
-def test_refused_where_param_grad_is_not_the_gradient(kind):
-    from omegaconf import OmegaConf
-
-    from AlphaBrain.training.trainer_utils.backends import AccelerateBackend, check_algorithm
-
-    trainer_cfg = OmegaConf.create({"gradient_accumulation_steps": 1, "gradient_clipping": None})
-    backend = AccelerateBackend(SimpleNamespace(distributed_type=kind), trainer_cfg)
-    with pytest.raises(ConfigError, match="reads param.grad.*(DeepSpeed|FSDP).*plain DDP"):
-        check_algorithm(SI.from_config({}), backend)
-    check_algorithm(SI.from_config({}), AccelerateBackend(SimpleNamespace(distributed_type="MULTI_CPU"), trainer_cfg))
-
-
 def test_missing_param_grad_is_a_clear_error():
     model, algo = ToyPolicy(), SI()
     start_task(algo, ctx(model, 0))
