@@ -10,7 +10,7 @@ imports a benchmark. The seeds' module paths `AlphaBrain.training.continual_lear
 re-export these names.
 """
 
-from AlphaBrain.streams.build import INLINE_KEYS, TaskStream, build_task_stream, check_stream_name, resolve_stream_spec
+from AlphaBrain.streams.build import INLINE_KEYS, TaskStream, build_task_stream, resolve_stream_spec
 from AlphaBrain.streams.registry import (
     CL_TASK_SEQUENCES,
     ENTRY_POINT_GROUP,
@@ -34,7 +34,6 @@ __all__ = [
     "TaskStream",
     "build_episode_task_map",
     "build_task_stream",
-    "check_stream_name",
     "get_stream_spec",
     "get_task_sequence",
     "is_registered",

@@ -110,11 +110,6 @@ def _named_stream(name: str, cfg: DictConfig) -> tuple[str, dict]:
     return name, get_task_sequence(name)  # raises: unknown name, with the valid ones listed
 
 
-def check_stream_name(cfg: DictConfig) -> None:
-    """Fail now, before any data is read, when the stream is neither declared, a mixture nor a path."""
-    resolve_stream_spec(cfg)
-
-
 def _natural_tasks(base: Any, mode: str) -> list[dict]:
     """Tasks in their natural order: (dataset, task_index) pairs or whole datasets."""
     subs = getattr(base, "datasets", [base])

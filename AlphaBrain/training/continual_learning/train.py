@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from AlphaBrain.config.loader import config_to_yaml, load_run_config, resolved_container, split_config_args
 from AlphaBrain.runs import RunDir, TaskCheckpoint, checkpoint_prefix
-from AlphaBrain.streams import TaskStream, build_task_stream, check_stream_name
+from AlphaBrain.streams import TaskStream, build_task_stream
 from AlphaBrain.training.continual_learning.algorithms import CLContext, build_cl_algorithm
 from AlphaBrain.training.trainer_utils.backends import build_backend, check_algorithm
 from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_scheduler
@@ -96,8 +96,7 @@ class ContinualVLATrainer:
         check_algorithm(self.algorithm, self.backend)
         get_framework_class(str(cfg.framework.name))
         if self.stream is None:
-            check_stream_name(cfg)
-            self.stream = build_task_stream(cfg)
+            self.stream = build_task_stream(cfg)  # resolves (and checks) the stream name before any data is read
         resume = self.run.resume_point(bool(cfg.trainer.is_resume), self.stream)
         stats = self.run.prepare_statistics(cfg, self.stream, bool(cfg.trainer.is_resume))
 
