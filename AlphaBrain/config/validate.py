@@ -227,6 +227,8 @@ SCHEMA: dict[str, Spec] = {
     "trainer.mixed_precision": Spec(_mixed_precision, "no"),
     "trainer.logging_frequency": Spec(_integer(1), "10"),
     "trainer.is_resume": Spec(_boolean, "true"),
+    "trainer.save_interval": Spec(_integer(0), "500"),
+    "trainer.keep_last": Spec(_integer(0), "2"),
     "trainer.report_to": Spec(_reporter, "jsonl"),
     "continual_learning.task_sequence": Spec(_stream, "libero_goal", nullable=True),
     "continual_learning.steps_per_task": Spec(_integer(1), "10000"),
@@ -324,5 +326,13 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         for module in rates:
             if module != "base":
                 _check(cfg, f"trainer.learning_rate.{module}", _LR)
+    interval = OmegaConf.select(cfg, "trainer.save_interval", default=0)
+    if interval and OmegaConf.select(cfg, "continual_learning.save_checkpoint_per_task", default=True) is False:
+        # A mid-task resume replays the task's start from the previous task's checkpoint (see runs/mid_task.py).
+        raise ConfigError(
+            f"trainer.save_interval={interval} needs continual_learning.save_checkpoint_per_task=true: a run resumed "
+            "from a mid-task checkpoint restarts that task from the previous task's checkpoint. Set "
+            "continual_learning.save_checkpoint_per_task=true, or trainer.save_interval=0."
+        )
     return cfg
 

@@ -7,6 +7,7 @@
 layout.py           file names and checkpoint suffixes (the only place that spells them)
 checkpoints.py      full checkpoints, complete-checkpoint listing, resume point, name -> weights
 lora_checkpoint.py  LoRA checkpoints: adapter + action model, resume, merge into a full model
+mid_task.py         mid-task checkpoints (trainer.save_interval): their extra parts, listing, pruning
 run_dir.py          RunDir: config.yaml, stream.json, policy_spec.json, statistics, checkpoints
 loading.py          load_run_model: a run's model at a checkpoint, with its normalizer
 

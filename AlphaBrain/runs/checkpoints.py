@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
@@ -45,6 +45,11 @@ class TaskCheckpoint:
         """A LoRA checkpoint (adapter dir + action model) rather than a full state dict."""
         return bool(self.state.get("lora")) or Path(f"{self.prefix}{LORA_DIR_SUFFIX}").is_dir()
 
+    @property
+    def is_mid_task(self) -> bool:
+        """Taken inside a task (`checkpoints/mid_task/`, see mid_task.py) rather than at its end."""
+        return bool(self.state.get("mid_task"))
+
 
 def save_cl_tensors(ckpt_dir: Path, prefix: str, cl_tensors: Optional[dict]) -> list[str]:
     """Write the algorithm's tensors as `<prefix>_cl_state.safetensors` (atomically); the file names written."""
@@ -64,23 +69,27 @@ def write_state_marker(ckpt_dir: Path, prefix: str, cl_state: dict, files: list[
 
 
 def save_full_checkpoint(
-    ckpt_dir: Path, prefix: str, model_state: dict, cl_state: dict, cl_tensors: Optional[dict] = None
+    ckpt_dir: Path, prefix: str, model_state: dict, cl_state: dict, cl_tensors: Optional[dict] = None,
+    extra_files: Sequence[str] = (),
 ) -> Path:
-    """Write `<prefix>_pytorch_model.pt` (+ tensors) then `<prefix>_cl_state.json`, each atomically."""
+    """Write `<prefix>_pytorch_model.pt` (+ tensors) then `<prefix>_cl_state.json`, each atomically.
+
+    `extra_files`: files of this checkpoint the caller already wrote (mid-task trainer state), listed in the marker
+    so that the checkpoint counts as complete only when they exist too.
+    """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(ckpt_dir / f"{prefix}{FULL_SUFFIX}") as tmp:
         torch.save(model_state, tmp)
-    files = [f"{prefix}{FULL_SUFFIX}", *save_cl_tensors(ckpt_dir, prefix, cl_tensors)]
+    files = [f"{prefix}{FULL_SUFFIX}", *save_cl_tensors(ckpt_dir, prefix, cl_tensors), *extra_files]
     write_state_marker(ckpt_dir, prefix, cl_state, files)
     return ckpt_dir / prefix
 
 
-def list_complete_checkpoints(ckpt_dir: Path) -> list[TaskCheckpoint]:
-    """Complete task checkpoints in stream order (one per position; the newest step wins)."""
-    found: dict[int, TaskCheckpoint] = {}
+def iter_complete_checkpoints(ckpt_dir: Path) -> Iterator[TaskCheckpoint]:
+    """Every complete checkpoint directly in `ckpt_dir` (marker readable, every file it lists present)."""
     if not ckpt_dir.is_dir():
-        return []
+        return
     for state_file in ckpt_dir.glob(f"task_*{CL_STATE_SUFFIX}"):
         prefix = state_file.name[: -len(CL_STATE_SUFFIX)]
         parsed = parse_prefix(prefix)
@@ -92,10 +101,15 @@ def list_complete_checkpoints(ckpt_dir: Path) -> list[TaskCheckpoint]:
             continue  # unreadable marker = incomplete checkpoint
         if not all((ckpt_dir / f).exists() for f in state.get("files", [])):
             continue
-        pos, tid, step = parsed
-        ckpt = TaskCheckpoint(ckpt_dir / prefix, pos, tid, step, state)
-        if pos not in found or step > found[pos].global_step:
-            found[pos] = ckpt
+        yield TaskCheckpoint(ckpt_dir / prefix, *parsed, state)
+
+
+def list_complete_checkpoints(ckpt_dir: Path) -> list[TaskCheckpoint]:
+    """Complete task checkpoints in stream order (one per position; the newest step wins)."""
+    found: dict[int, TaskCheckpoint] = {}
+    for ckpt in iter_complete_checkpoints(ckpt_dir):
+        if ckpt.position not in found or ckpt.global_step > found[ckpt.position].global_step:
+            found[ckpt.position] = ckpt
     return [found[p] for p in sorted(found)]
 
 
@@ -195,7 +209,10 @@ def resolve_checkpoint(run_dir: str | Path, name_or_path: str | Path = "last") -
             )
         text = matches[0].prefix.name
 
-    prefix = strip_checkpoint_suffix(Path(text).name)
+    named = Path(text)
+    prefix = strip_checkpoint_suffix(named.name)
+    if named.parent != Path("."):  # e.g. mid_task/<prefix>: a checkpoint in a folder of checkpoints/
+        prefix = f"{named.parent.as_posix()}/{prefix}"
     weights = weights_for_prefix(ckpt_dir, prefix)
     if weights is not None:
         complete_marker = ckpt_dir / f"{prefix}{CL_STATE_SUFFIX}"

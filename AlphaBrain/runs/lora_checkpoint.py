@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -92,9 +92,11 @@ def save_lora_checkpoint(
     prefix: str,
     cl_state: dict,
     cl_tensors: Optional[dict] = None,
+    extra_files: Sequence[str] = (),
 ) -> Path:
     """Write the adapter dir, `<prefix>_action_model.pt`, algorithm tensors, then `<prefix>_cl_state.json`.
 
+    `extra_files` are listed in the marker as part of the checkpoint (see `save_full_checkpoint`).
     Each piece is written under a temporary name and renamed into place; the
     JSON marker comes last, so an interrupted save is ignored by resume.
     """
@@ -134,6 +136,7 @@ def save_lora_checkpoint(
         torch.save(_non_target_state(model), tmp)
     files.append(f"{prefix}{ACTION_MODEL_SUFFIX}")
     files += save_cl_tensors(ckpt_dir, prefix, cl_tensors)
+    files += list(extra_files)
     write_state_marker(ckpt_dir, prefix, cl_state, files, lora=True)
     return ckpt_dir / prefix
 

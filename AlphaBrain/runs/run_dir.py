@@ -2,7 +2,8 @@
 
     run = RunDir("results/Checkpoints/<run_id>")        # or RunDir.of(cfg)
     run.checkpoints()                                   # complete task checkpoints, in stream order
-    run.resume_point(is_resume=True, stream=stream)     # where a resumed run continues
+    run.mid_task_checkpoints()                          # complete mid-task checkpoints, oldest first
+    run.resume_point(is_resume=True, stream=stream)     # where a resumed run continues (task end or mid-task)
     run.write_start_files(cfg, stream, stats)           # config.yaml, stream.json, policy_spec.json, statistics
     run.save_task_checkpoint(model, prefix, state, tensors, lora=False)
     run.stream_task_names()                             # train order, as the evaluation matrix needs it
@@ -22,10 +23,12 @@ from AlphaBrain.runs import checkpoints as ckpt_io
 from AlphaBrain.runs.layout import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    MID_TASK_DIR,
     POLICY_SPEC_FILE,
     STATISTICS_FILE,
     STREAM_FILE,
 )
+from AlphaBrain.runs.mid_task import list_mid_task_checkpoints, newest_resumable
 from AlphaBrain.utils.atomic_io import atomic_write_json, atomic_write_text
 from AlphaBrain.utils.errors import UserError
 from AlphaBrain.utils.text import unique_task_names
@@ -72,6 +75,7 @@ class RunDir:
         self.policy_spec_file = self.path / POLICY_SPEC_FILE
         self.statistics_file = self.path / STATISTICS_FILE
         self.checkpoint_dir = self.path / CHECKPOINTS_DIR
+        self.mid_task_dir = self.checkpoint_dir / MID_TASK_DIR
 
     @classmethod
     def of(cls, cfg: Any) -> "RunDir":
@@ -101,22 +105,29 @@ class RunDir:
     def resolve_checkpoint(self, name_or_path: str | Path = "last") -> Path:
         return ckpt_io.resolve_checkpoint(self.path, name_or_path)
 
+    def mid_task_checkpoints(self) -> list[ckpt_io.TaskCheckpoint]:
+        return list_mid_task_checkpoints(self.mid_task_dir)
+
     def resume_point(self, is_resume: bool, stream: Any) -> Optional[ckpt_io.TaskCheckpoint]:
         """The checkpoint to continue from, or None to start at task 0.
 
-        Refuses to silently overwrite a run that already has checkpoints, and
-        refuses to resume onto a different task stream.
+        The newest complete one: a mid-task checkpoint of the task after the last
+        completed task if there is one (its `state["mid_task"]` is true), else that
+        task's end. Refuses to silently overwrite a run that already has
+        checkpoints, and refuses to resume onto a different task stream.
         """
-        ckpts = self.checkpoints()
+        ckpts, mids = self.checkpoints(), self.mid_task_checkpoints()
         if not is_resume:
-            if ckpts:
+            if ckpts or mids:
                 raise UserError(
-                    f"{self.path} already holds checkpoints for {len(ckpts)} task(s). Pass --resume "
-                    "(trainer.is_resume=true) to continue that run, or choose another --run-id."
+                    f"{self.path} already holds checkpoints ({len(ckpts)} task end(s), {len(mids)} mid-task). Pass "
+                    "--resume (trainer.is_resume=true) to continue that run, or choose another --run-id."
                 )
             return None
-        if not ckpts:
-            print(f"[alphabrain] --resume: no complete task checkpoint in {self.path}; starting from task 0.", flush=True)
+        last = ckpt_io.last_complete_prefix(ckpts)
+        mid = newest_resumable(mids, -1 if last is None else last.position)
+        if last is None and mid is None:
+            print(f"[alphabrain] --resume: no complete checkpoint in {self.path}; starting from task 0.", flush=True)
             return None
         if self.stream_file.exists():
             old = self.stream_task_names()
@@ -126,22 +137,33 @@ class RunDir:
                     f"Cannot resume {self.path}: it was trained on the task stream {old}, but this config gives {new}. "
                     "Use the same dataset/task_order, or a new --run-id."
                 )
-        last = ckpt_io.last_complete_prefix(ckpts)
-        if last is not None and last.position >= len(stream.tasks) - 1:
+        if mid is not None:
+            return mid
+        if last.position >= len(stream.tasks) - 1:
             print(f"[alphabrain] --resume: all {len(stream.tasks)} tasks of {self.path} are already trained.", flush=True)
         return last
 
-    def save_task_checkpoint(self, model: Any, prefix: str, state: dict, tensors: dict, *, lora: bool) -> Path:
-        """A full (`_pytorch_model.pt`) or LoRA (adapter + action model) task checkpoint, marker last."""
+    def save_task_checkpoint(self, model: Any, prefix: str, state: dict, tensors: dict, *, lora: bool,
+                             mid_task: bool = False, extra_files: tuple[str, ...] = ()) -> Path:
+        """A full (`_pytorch_model.pt`) or LoRA (adapter + action model) checkpoint, marker last.
+
+        `mid_task` writes into `checkpoints/mid_task/`, where `extra_files` (trainer and per-rank state, already
+        written there) complete it.
+        """
+        folder = self.mid_task_dir if mid_task else self.checkpoint_dir
         if lora:
             from AlphaBrain.runs.lora_checkpoint import save_lora_checkpoint
 
-            return save_lora_checkpoint(model, self.checkpoint_dir, prefix, state, tensors)
+            return save_lora_checkpoint(model, folder, prefix, state, tensors, extra_files)
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return ckpt_io.save_full_checkpoint(self.checkpoint_dir, prefix, state_dict, state, tensors)
+        return ckpt_io.save_full_checkpoint(folder, prefix, state_dict, state, tensors, extra_files)
 
     def restore_task_checkpoint(self, model: Any, ckpt: ckpt_io.TaskCheckpoint, *, lora: bool) -> dict:
         """Load a checkpoint's weights into `model` (built by this run's config); returns the algorithm tensors."""
+        self.restore_weights(model, ckpt, lora=lora)
+        return ckpt_io.load_cl_tensors(ckpt)
+
+    def restore_weights(self, model: Any, ckpt: ckpt_io.TaskCheckpoint, *, lora: bool) -> None:
         if ckpt.is_lora != lora:
             kind = "LoRA" if ckpt.is_lora else "full-parameter"
             raise UserError(
@@ -157,7 +179,6 @@ class RunDir:
                 model, ckpt.model_file,
                 f"resume with the run's own settings (see {self.config_file}) or use a new --run-id.",
             )
-        return ckpt_io.load_cl_tensors(ckpt)
 
     # ------------------------------------------------------------ run files
     def write_start_files(self, config_yaml: str, stream: Any, statistics: dict) -> None:

@@ -2,7 +2,8 @@
 
     for task in stream:
         on_task_start -> [observe -> modify_batch -> forward (+ compute_penalty)
-                          -> backward -> after_backward -> clip -> optimizer step] x steps_per_task
+                          -> backward -> after_backward -> clip -> optimizer step
+                          (-> mid-task checkpoint every trainer.save_interval steps)] x steps_per_task
         -> on_task_end -> checkpoint
 
 There is one loop for every backend: accelerate (one process or DDP) and a DeepSpeed engine
@@ -10,7 +11,9 @@ differ only behind `trainer_utils/backends.py`. Every random stream (torch, nump
 the DataLoader shuffle, the replay sampling) is reseeded from (seed, task position) at each
 task start, and the optimizer and LR schedule are rebuilt per task. A run resumed after task
 k is therefore bitwise identical to an uninterrupted one on CPU: nothing but the model weights
-and the algorithm's state has to survive a restart. The run directory is `runs.RunDir`'s.
+and the algorithm's state has to survive a restart. A run resumed from a mid-task checkpoint is
+too: that checkpoint adds the optimizer, the schedule, the batch position and the random streams
+(`mid_task.py`). The run directory is `runs.RunDir`'s.
 
 Entry point: python -m AlphaBrain.training.continual_learning.train \
     --config_yaml configs/continual_learning/cl_base.yaml configs/continual_learning/models/tiny.yaml \
@@ -36,7 +39,9 @@ from AlphaBrain.config.loader import config_to_yaml, load_run_config, resolved_c
 from AlphaBrain.runs import RunDir, TaskCheckpoint, checkpoint_prefix
 from AlphaBrain.streams import TaskStream, build_task_stream
 from AlphaBrain.training.continual_learning.algorithms import CLContext, build_cl_algorithm
-from AlphaBrain.training.trainer_utils.backends import build_backend, check_algorithm
+from AlphaBrain.training.continual_learning.data_order import TaskBatchOrder
+from AlphaBrain.training.continual_learning.mid_task import MidTaskResume, save_mid_task_checkpoint
+from AlphaBrain.training.trainer_utils.backends import build_backend, check_algorithm, check_mid_task
 from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_scheduler
 from AlphaBrain.training.trainer_utils.tracking import MetricsLogger, check_reporter
 from AlphaBrain.utils.cli import ArgumentParser, run_main
@@ -80,6 +85,8 @@ class ContinualVLATrainer:
         self.metrics = None
         self.global_step = 0
         self.start_position = 0
+        self.save_interval = int(cfg.trainer.save_interval)
+        self.mid_task_resume: Optional[MidTaskResume] = None
 
     # ------------------------------------------------------------------ setup
     def prepare_training(self, dry_run: bool = False) -> None:
@@ -94,6 +101,7 @@ class ContinualVLATrainer:
         cfg, acc = self.cfg, self.accelerator
         self.algorithm = build_cl_algorithm(cfg, seed=self.seed, rank=acc.process_index, world_size=acc.num_processes)
         check_algorithm(self.algorithm, self.backend)
+        check_mid_task(self.backend, self.save_interval)
         get_framework_class(str(cfg.framework.name))
         if self.stream is None:
             self.stream = build_task_stream(cfg)  # resolves (and checks) the stream name before any data is read
@@ -129,38 +137,50 @@ class ContinualVLATrainer:
                 f"algorithm {self.algorithm.name}, model {cfg.framework.name} "
                 f"({n_params / 1e6:.2f} M params, {n_train / 1e6:.2f} M trainable), "
                 f"{acc.num_processes} process(es) on {acc.device}, backend {self.backend.name}"
-                + (f"; resuming at task {self.start_position + 1}" if 0 < self.start_position < len(self.stream) else ""),
+                + self._resume_note(),
                 flush=True,
             )
 
     def _restore(self, resume: TaskCheckpoint) -> None:
-        tensors = self.run.restore_task_checkpoint(self.model, resume, lora=bool(self.cfg.lora.enabled))
-        self.algorithm.load_state_dict(resume.state["algorithm"])
-        self.algorithm.load_tensor_state_dict(tensors)
-        self.global_step = int(resume.state["global_step"])
-        self.start_position = resume.position + 1
+        start_from: Optional[TaskCheckpoint] = resume
+        if resume.is_mid_task:
+            # The task start is replayed from the previous task's end (mid_task.py), then the mid-task state laid over.
+            acc = self.accelerator
+            self.mid_task_resume = MidTaskResume.read(resume, acc.process_index, acc.num_processes)
+            previous = [c for c in self.run.checkpoints() if c.position == resume.position - 1]
+            start_from = previous[0] if previous else None  # none inside task 0: the freshly built model
+        if start_from is not None:
+            tensors = self.run.restore_task_checkpoint(self.model, start_from, lora=bool(self.cfg.lora.enabled))
+            self.algorithm.load_state_dict(start_from.state["algorithm"])
+            self.algorithm.load_tensor_state_dict(tensors)
+            self.global_step = int(start_from.state["global_step"])
+        self.start_position = resume.position if resume.is_mid_task else resume.position + 1
+
+    def _resume_note(self) -> str:
+        mid = self.mid_task_resume
+        if mid is not None:
+            return f"; resuming inside task {mid.position + 1} after step {mid.trainer_state['task_step']}"
+        return f"; resuming at task {self.start_position + 1}" if 0 < self.start_position < len(self.stream) else ""
 
     @property
     def unwrapped(self) -> torch.nn.Module:
         """The policy itself, outside any DDP / DeepSpeed wrapper."""
         return self.backend.policy if self.backend.model is not None else self.model
 
-    def build_task_dataloader(self, position: int) -> DataLoader:
-        """Shuffled loader over one task; its shuffle order depends only on (seed, task)."""
+    def build_task_dataloader(self, position: int, start: int = 0) -> DataLoader:
+        """This process's endless loader over one task, from its batch `start` (data_order.py).
+
+        The order depends only on (seed, task, rank). Processes shard batches themselves, so accelerate
+        does not wrap the loader; the policy collates and moves tensors itself.
+        """
+        acc = self.accelerator
+        task = self.stream.tasks[position]
+        order = TaskBatchOrder(len(task), int(self.cfg.datasets.vla_data.per_device_batch_size), self.seed, position,
+                               rank=acc.process_index, world_size=acc.num_processes, start=start)
+        # A generator of its own: DataLoader draws its workers' base seed from it instead of the global stream.
         generator = torch.Generator().manual_seed(self.seed * 1000 + position)
-        workers = int(self.cfg.datasets.vla_data.num_workers)
-        loader = DataLoader(
-            self.stream.tasks[position],
-            batch_size=int(self.cfg.datasets.vla_data.per_device_batch_size),
-            shuffle=True,
-            drop_last=len(self.stream.tasks[position]) >= int(self.cfg.datasets.vla_data.per_device_batch_size),
-            collate_fn=list_collate,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            generator=generator,
-        )
-        # The policy collates and moves tensors itself: no per-batch device placement by accelerate.
-        return self.accelerator.prepare_data_loader(loader, device_placement=False)
+        return DataLoader(task, batch_sampler=order, collate_fn=list_collate,
+                          num_workers=int(self.cfg.datasets.vla_data.num_workers), generator=generator)
 
     # --------------------------------------------------------------- training
     def train(self) -> Path:
@@ -182,7 +202,8 @@ class ContinualVLATrainer:
         task = self.stream.tasks[position]
         steps = self.stream.steps_per_task
         seed_everything(self.seed + 1000 * (position + 1))
-        loader = self.build_task_dataloader(position)
+        resume = self.mid_task_resume if self.mid_task_resume and self.mid_task_resume.position == position else None
+        loader = self.build_task_dataloader(position, start=0 if resume is None else resume.batches_read)
         backend.start_task(steps)
         policy = self.unwrapped  # once per task: accelerate's unwrap_model walks every submodule
         accum = backend.accumulation
@@ -190,14 +211,18 @@ class ContinualVLATrainer:
                         gradient_accumulation_steps=accum, global_step=self.global_step)
         algo.ctx = ctx
         algo.on_task_start(ctx)
+        first = 0
+        if resume is not None:
+            first = resume.apply(self)
+            self.mid_task_resume = None
         self.model.train()
 
         log_every = max(1, int(self.cfg.trainer.logging_frequency))
-        bar = tqdm(total=steps, desc=f"task {position + 1}/{len(self.stream)} {task.name[:40]}",
+        bar = tqdm(total=steps, initial=first, desc=f"task {position + 1}/{len(self.stream)} {task.name[:40]}",
                    disable=not acc.is_main_process, dynamic_ncols=True)
-        batches = self._forever(loader)
+        batches = iter(loader)
         start, window = time.perf_counter(), []
-        for step in range(steps):
+        for step in range(first, steps):
             ctx.step, ctx.global_step = step, self.global_step
             for micro in range(accum):
                 ctx.micro_batch = micro
@@ -216,7 +241,7 @@ class ContinualVLATrainer:
             self.global_step += 1
             window.append(float(loss.detach()))
             if acc.is_main_process:
-                rate = (step + 1) / max(1e-9, time.perf_counter() - start)
+                rate = (step + 1 - first) / max(1e-9, time.perf_counter() - start)
                 bar.set_postfix(loss=f"{window[-1]:.4f}", steps_s=f"{rate:.1f}", refresh=False)
                 bar.update(1)
                 if (step + 1) % log_every == 0 or step + 1 == steps:
@@ -234,14 +259,27 @@ class ContinualVLATrainer:
                         self.global_step,
                     )
                     window = []
+            if self.save_interval and self.global_step % self.save_interval == 0 and step + 1 < steps:
+                prefix = save_mid_task_checkpoint(self, position, step + 1)
+                if acc.is_main_process:
+                    tqdm.write(f"[alphabrain] saved {self.run.mid_task_dir / prefix}* (mid-task)")
         bar.close()
         algo.on_task_end(ctx)
         self._save_task_checkpoint(position)
 
-    @staticmethod
-    def _forever(loader):
-        while True:
-            yield from loader
+    def checkpoint_name_and_state(self, position: int) -> tuple[str, dict]:
+        """The checkpoint prefix of the task at `position` now, and what its _cl_state.json records."""
+        task = self.stream.tasks[position]
+        task_id = task.origin.get("task_index")
+        task_id = task.origin["dataset_index"] if task_id is None else task_id
+        return checkpoint_prefix(position, int(task_id), self.global_step), {
+            "task_position": position,
+            "task_name": task.name,
+            "global_step": self.global_step,
+            "num_tasks": len(self.stream),
+            "framework": type(self.unwrapped).__name__,
+            "algorithm": self.algorithm.state_dict(),
+        }
 
     def _save_task_checkpoint(self, position: int) -> None:
         acc = self.accelerator
@@ -250,18 +288,7 @@ class ContinualVLATrainer:
             return
         acc.wait_for_everyone()
         if acc.is_main_process:
-            task = self.stream.tasks[position]
-            task_id = task.origin.get("task_index")
-            task_id = task.origin["dataset_index"] if task_id is None else task_id
-            prefix = checkpoint_prefix(position, int(task_id), self.global_step)
-            state = {
-                "task_position": position,
-                "task_name": task.name,
-                "global_step": self.global_step,
-                "num_tasks": len(self.stream),
-                "framework": type(self.unwrapped).__name__,
-                "algorithm": self.algorithm.state_dict(),
-            }
+            prefix, state = self.checkpoint_name_and_state(position)
             self.run.save_task_checkpoint(self.unwrapped, prefix, state, self.algorithm.tensor_state_dict(),
                                           lora=bool(self.cfg.lora.enabled))
             tqdm.write(f"[alphabrain] saved {self.ckpt_dir / prefix}*")
@@ -311,7 +338,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             trainer.train()
 
-    return run_main(run, interrupted="interrupted: completed task checkpoints are kept; rerun with --resume to continue.")
+    return run_main(run, interrupted="interrupted: complete checkpoints (task ends, mid-task) are kept; "
+                                     "rerun with --resume to continue.")
 
 
 if __name__ == "__main__":

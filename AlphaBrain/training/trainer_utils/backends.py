@@ -33,6 +33,7 @@ class AccelerateBackend:
     """accelerate without DeepSpeed: one process or DDP (gloo on CPU, NCCL on GPU), any mixed precision."""
 
     name = "accelerate"
+    saves_mid_task = True
 
     def __init__(self, accelerator: Any, trainer_cfg: Any) -> None:
         self.accelerator = accelerator
@@ -86,6 +87,18 @@ class AccelerateBackend:
     def lr(self) -> float:
         return self.scheduler.get_last_lr()[0]
 
+    def state_dict(self) -> dict:
+        scaler = self.accelerator.scaler
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": None if scaler is None else scaler.state_dict()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """After `start_task`: the optimizer and schedule continue where the checkpoint left them."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.accelerator.scaler is not None and state.get("scaler") is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+
 
 class DeepSpeedBackend:
     """One DeepSpeed engine for the whole stream (ZeRO-2 by default), called directly.
@@ -98,6 +111,7 @@ class DeepSpeedBackend:
     """
 
     name = "deepspeed"
+    saves_mid_task = False
 
     def __init__(self, ds_config: Any, trainer_cfg: Any, micro_batch_size: int, mixed_precision: str = "no") -> None:
         from AlphaBrain.training.trainer_utils.deepspeed_direct import resolve_config
@@ -151,6 +165,10 @@ class DeepSpeedBackend:
     def lr(self) -> float:
         return self.scheduler.get_last_lr()[0]
 
+    def state_dict(self) -> dict:
+        # ZeRO partitions the optimizer state over the ranks: saving it needs the engine's own checkpointing.
+        raise NotImplementedError("mid-task checkpoints under DeepSpeed (check_mid_task refuses them up front)")
+
 
 def check_algorithm(algorithm: Any, backend: Any) -> None:
     """Refuse an algorithm that reads `param.grad` after backward on a backend that does not keep it."""
@@ -160,6 +178,15 @@ def check_algorithm(algorithm: Any, backend: Any) -> None:
             f"{backend.sharding} does not leave whole (gradients live in the backend's partitioned buffers). "
             "Train it with plain DDP (run_cl_train.sh without --deepspeed, no FSDP config) or with "
             "zero_optimization.stage 0, or use an algorithm that does not need param.grad (ewc, er, derpp, mir)."
+        )
+
+
+def check_mid_task(backend: Any, save_interval: int) -> None:
+    """Refuse mid-task checkpoints, before anything is written, on a backend that cannot save them."""
+    if save_interval and not backend.saves_mid_task:
+        raise ConfigError(
+            f"trainer.save_interval={save_interval} (mid-task checkpoints) is not supported under {backend.name} yet; "
+            "task-end checkpoints are. Set trainer.save_interval=0, or train without --deepspeed."
         )
 
 

@@ -76,6 +76,8 @@ class LwF(CLAlgorithm):
             self._rebuild_teacher(ctx.model)
 
     def compute_penalty(self, model: torch.nn.Module, batch: list[dict]) -> torch.Tensor | None:
+        if self.teacher is None and self.teacher_task is not None:
+            self._rebuild_teacher(model)  # state loaded after on_task_start (a mid-task resume)
         if self.teacher is None:
             return None
         with torch.no_grad():

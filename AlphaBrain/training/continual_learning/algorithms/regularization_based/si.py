@@ -44,6 +44,9 @@ from AlphaBrain.training.continual_learning.algorithms.registry import register_
 from AlphaBrain.utils.errors import ConfigError
 
 
+_PATH_KEY = "si.task_path."
+
+
 @register_algorithm("si", aliases=("synaptic_intelligence",))
 class SI(CLAlgorithm):
     name = "si"
@@ -154,21 +157,41 @@ class SI(CLAlgorithm):
         self._recorded = False
 
     # ------------------------------------------------------------------ state
+    # Inside a task (a mid-task checkpoint) the running path integral is state too: ω, the last recorded
+    # gradient and the θ it was taken at. θ at the task start is not: a resumed run replays on_task_start.
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "hparams": dict(self.hparams), "consolidated_tasks": list(self.consolidated)}
+        state = {**super().state_dict(), "hparams": dict(self.hparams), "consolidated_tasks": list(self.consolidated)}
+        if self._active:
+            state["task_recorded"] = self._recorded
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.consolidated = [int(t) for t in state.get("consolidated_tasks", [])]
         self.term = None
         self._penalty.clear()
+        self._recorded = bool(state.get("task_recorded", False))
 
     def tensor_state_dict(self) -> dict[str, torch.Tensor]:
-        return self.term.to_tensors("") if self.term is not None else {}
+        tensors = self.term.to_tensors("") if self.term is not None else {}
+        if self._active:
+            for kind, buffers in self._path_buffers().items():
+                tensors.update({f"{_PATH_KEY}{kind}.{n}": t for n, t in zip(self._names, buffers)})
+        return tensors
 
     def load_tensor_state_dict(self, tensors: Mapping[str, torch.Tensor]) -> None:
         self._penalty.clear()
-        self.term = ImportanceTerm.from_tensors(tensors, "", "importance") if self.consolidated else None
+        path = {k: v for k, v in tensors.items() if k.startswith(_PATH_KEY)}
+        rest = {k: v for k, v in tensors.items() if not k.startswith(_PATH_KEY)}
+        self.term = ImportanceTerm.from_tensors(rest, "", "importance") if self.consolidated else None
+        if path and self._active:  # laid over the replayed task start, whose buffers have the right shapes
+            with torch.no_grad():
+                for kind, buffers in self._path_buffers().items():
+                    for name, buf in zip(self._names, buffers):
+                        buf.copy_(path[f"{_PATH_KEY}{kind}.{name}"])
+
+    def _path_buffers(self) -> dict[str, list[torch.Tensor]]:
+        return {"omega": self._omega, "grad": self._grad, "before": self._before}
 
     def __repr__(self) -> str:
         return f"SI(c={self.si_c:g}, xi={self.si_xi:g})"
