@@ -94,6 +94,17 @@ CASES: dict[str, Case] = {
     "run_cl_eval.sh --trials abc": Case(
         ["bash", EVAL_SH, "--run-id", "mistake", "--trials", "abc", "--output-base", "{tmp}/eval"],
         usage(EVAL_SH, "--trials must be an integer >= 1, got 'abc'"), absent=["eval"]),
+    "run_cl_eval.sh --envs-per-worker 0": Case(
+        ["bash", EVAL_SH, "--run-id", "mistake", "--envs-per-worker", "0", "--output-base", "{tmp}/eval"],
+        usage(EVAL_SH, "--envs-per-worker must be an integer >= 1, got '0'"), absent=["eval"]),
+    "cl_eval --envs-per-worker -2": Case(
+        [PY, "-m", "AlphaBrain.evaluation.cl_eval", "--run-id", "mistake", "--envs-per-worker", "-2",
+         "--output-base", "{tmp}/eval"],
+        usage("python -m AlphaBrain.evaluation.cl_eval", "--envs-per-worker must be an integer >= 1, got '-2'"),
+        absent=["eval"]),
+    "policy_server --batch-wait-ms -1": Case(
+        [PY, "-m", "AlphaBrain.deployment.policy_server", "--run-dir", "{tmp}/runs/mistake", "--batch-wait-ms", "-1"],
+        usage("python -m AlphaBrain.deployment.policy_server", "--batch-wait-ms must be a number >= 0, got '-1'")),
     "policy_server --port abc": Case(
         [PY, "-m", "AlphaBrain.deployment.policy_server", "--run-dir", "{tmp}/runs/mistake", "--port", "abc"],
         usage("python -m AlphaBrain.deployment.policy_server", "--port must be an integer in 0..65535, got 'abc'")),

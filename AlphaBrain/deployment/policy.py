@@ -4,6 +4,7 @@
     policy = load_policy("results/Checkpoints/<run_id>", "last")      # or "task_2_id2_steps_300", or a .pt path
     reply = policy.infer({"images": [agentview, wrist], "state": proprio, "prompt": "open the drawer"})
     reply["actions"]                                                  # float32 [action_horizon, action_dim]
+    replies = policy.infer_batch([obs_a, obs_b])                      # one forward, one reply per observation
 
 Request (`obs`, one observation, not a batch):
 
@@ -200,19 +201,38 @@ class InferencePolicy:
     # ---- the call ---------------------------------------------------------------------------------
     def infer(self, obs: Mapping[str, Any]) -> dict:
         """One observation in, one raw-unit action chunk out (see the module docstring for the keys)."""
+        return self.infer_batch([obs])[0]
+
+    def infer_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[dict]:
+        """Several observations in one forward: one reply per observation, in order.
+
+        A malformed observation raises ValueError for the whole call (naming its position when the
+        batch has several); `policy_timing` is the time of the whole call, shared by its replies.
+        """
         start = time.perf_counter()
+        examples = []
+        for i, obs in enumerate(batch):
+            try:
+                examples.append(self._example(obs))
+            except ValueError as exc:
+                raise ValueError(f"request {i} of {len(batch)}: {exc}" if len(batch) > 1 else str(exc)) from None
+        if not examples:
+            return []
+        chunks = np.asarray(self.model.predict_action(examples), dtype=np.float32)
+        expected = (len(examples), self.action_horizon, self.action_dim)
+        if chunks.shape != expected:
+            raise RuntimeError(f"model returned actions of shape {list(chunks.shape)}, expected {list(expected)}")
+        timing = {"infer_ms": (time.perf_counter() - start) * 1000.0}
+        return [
+            {"actions": np.ascontiguousarray(self.normalizer.unnormalize_action(chunk), dtype=np.float32),
+             "policy_timing": dict(timing)}
+            for chunk in chunks
+        ]
+
+    def _example(self, obs: Mapping[str, Any]) -> dict:
         if not isinstance(obs, Mapping):
             raise ValueError(f"the request must be a dict of observation keys, got {type(obs).__name__}.")
-        example = {"image": self._images(obs), "state": self._state(obs), "lang": self._prompt(obs)}
-        normalized = self.model.predict_action([example])
-        chunk = np.asarray(normalized, dtype=np.float32)
-        if chunk.shape != (1, self.action_horizon, self.action_dim):
-            raise RuntimeError(
-                f"model returned actions of shape {list(chunk.shape)}, expected [1, {self.action_horizon}, "
-                f"{self.action_dim}]"
-            )
-        actions = np.ascontiguousarray(self.normalizer.unnormalize_action(chunk[0]), dtype=np.float32)
-        return {"actions": actions, "policy_timing": {"infer_ms": (time.perf_counter() - start) * 1000.0}}
+        return {"image": self._images(obs), "state": self._state(obs), "lang": self._prompt(obs)}
 
 
 def load_policy(

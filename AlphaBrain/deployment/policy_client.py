@@ -7,6 +7,7 @@
         meta = policy.get_server_metadata()                  # action_horizon, action_dim, image_size, ...
         reply = policy.infer({"images": [img], "state": state, "prompt": "push the red block left"})
         chunk = reply["actions"]                             # float32 [action_horizon, action_dim], raw units
+        replies = policy.infer_batch([obs_a, obs_b])         # pipelined; one forward on a batching server
 
 The request and reply keys are those of `AlphaBrain.deployment.policy`. An
 error reply from the server (a text frame) raises `PolicyServerError` with the
@@ -125,12 +126,20 @@ class PolicyClient:
 
     def infer(self, obs: dict) -> dict:
         """Send one observation; return the reply dict (`actions`, timings)."""
+        return self.infer_batch([obs])[0]
+
+    def infer_batch(self, batch: list[dict]) -> list[dict]:
+        """Send several observations at once (pipelined on this connection); their replies, in order.
+
+        A server started with --batch-wait-ms > 0 answers them with one forward. An error reply
+        raises PolicyServerError once every reply has been read, so the connection stays in step.
+        """
         from websockets.exceptions import ConnectionClosed
 
-        data = self._packer.pack(obs)
         try:
-            self._ws.send(data)
-            reply = self._ws.recv(timeout=self.request_timeout)
+            for obs in batch:
+                self._ws.send(self._packer.pack(obs))
+            replies = [self._ws.recv(timeout=self.request_timeout) for _ in batch]
         except ConnectionClosed as exc:
             raise PolicyServerError(
                 f"the policy server at {self.uri} closed the connection ({exc}); see server.log"
@@ -139,9 +148,10 @@ class PolicyClient:
             raise PolicyServerError(
                 f"no reply from the policy server at {self.uri} within {self.request_timeout} s"
             ) from None
-        if isinstance(reply, str):
-            raise PolicyServerError(reply)
-        return msgpack_numpy.unpackb(reply)
+        errors = [r for r in replies if isinstance(r, str)]
+        if errors:
+            raise PolicyServerError(errors[0])
+        return [msgpack_numpy.unpackb(r) for r in replies]
 
     def reset(self) -> None:
         """No client-side state to reset (openpi BasePolicy interface)."""

@@ -1,7 +1,7 @@
 """Serve a policy over websockets, wire-compatible with openpi's websocket policy protocol.
 
     python -m AlphaBrain.deployment.policy_server --run-dir results/Checkpoints/<run_id> --checkpoint last \
-        [--host 127.0.0.1] [--port 5694] [--device cpu]
+        [--host 127.0.0.1] [--port 5694] [--device cpu] [--batch-wait-ms 0]
 
 Protocol (one websocket connection per client, any number of clients):
 
@@ -32,18 +32,22 @@ A control message `{"__ctrl__": name, ...}` (sent by some openpi-derived
 clients around episodes) is acknowledged with `{"__ack__": name}`.
 
 `GET /healthz` on the same port answers HTTP 200 "OK" (used by
-`policy_client.wait_for_server`). Inference runs in one worker thread, so
-requests from concurrent clients are served one at a time while the event
-loop keeps answering pings and health checks.
+`policy_client.wait_for_server`); `GET /stats` answers a JSON object: requests
+received, forwards run, largest batch, the batching settings. Decoding, inference
+and encoding run in one inference thread (batching.py), so the event loop keeps
+answering other connections, pings and health checks while a forward runs. With
+`--batch-wait-ms W` > 0, requests that arrive within W ms of each other (from
+concurrent clients, or pipelined on one connection: replies come back in request
+order) are served by one batched forward.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import http
 import itertools
+import json
 import logging
 import signal
 import sys
@@ -53,8 +57,9 @@ from collections.abc import Callable
 from typing import Any
 
 from AlphaBrain.deployment import msgpack_numpy
+from AlphaBrain.deployment.batching import DEFAULT_MAX_BATCH, InferenceThread
 from AlphaBrain.deployment.ports import PortInUseError, bind_error, check_port_free
-from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main
+from AlphaBrain.utils.cli import ArgumentParser, float_arg, int_arg, run_main
 from AlphaBrain.utils.errors import UserError
 
 __all__ = ["DEFAULT_PORT", "PolicyServer", "PortInUseError", "ServerHandle", "main"]
@@ -62,13 +67,6 @@ __all__ = ["DEFAULT_PORT", "PolicyServer", "PortInUseError", "ServerHandle", "ma
 DEFAULT_PORT = 5694
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 logger = logging.getLogger("alphabrain.deployment.server")
-
-
-def _health_check(connection: Any, request: Any) -> Any:
-    """websockets `process_request`: answer GET /healthz, let every other request go on to the handshake."""
-    if request.path.split("?", 1)[0] == "/healthz":
-        return connection.respond(http.HTTPStatus.OK, "OK\n")
-    return None
 
 
 def _peer(ws: Any) -> str:
@@ -131,6 +129,8 @@ class PolicyServer:
         metadata: dict | None = None,
         *,
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+        batch_wait_ms: float = 0.0,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         if not callable(getattr(policy, "infer", None)):
             raise TypeError(f"policy must have an infer(obs) -> dict method, got {type(policy).__name__}")
@@ -149,52 +149,26 @@ class PolicyServer:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"metadata cannot be sent over msgpack: {exc}") from None
         self.max_message_bytes = max_message_bytes
+        self._inference = InferenceThread(policy, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
         self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------ one request (worker thread)
-    def _answer(self, message: Any, conn_id: int, request_no: int) -> bytes | str:
-        """Reply bytes, or the error text to send as a text frame."""
-        start = time.perf_counter()
-        if isinstance(message, str):
-            return self._reject(conn_id, request_no, "ValueError: expected a binary msgpack frame, got a text frame.")
-        try:
-            obs = msgpack_numpy.unpackb(message)
-        except Exception as exc:  # msgpack raises several unrelated types on garbage
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return self._reject(conn_id, request_no, f"ValueError: malformed request: not a msgpack-numpy message ({detail}).")
-        if not isinstance(obs, dict):
-            return self._reject(
-                conn_id, request_no,
-                f"ValueError: malformed request: expected a msgpack map of observation keys, got {type(obs).__name__}.",
-            )
-        if "__ctrl__" in obs:
-            return msgpack_numpy.packb({"__ack__": str(obs["__ctrl__"])})
-        try:
-            reply = self.policy.infer(obs)
-        except (ValueError, UserError) as exc:  # the request's fault (how InferencePolicy reports bad input)
-            return self._reject(conn_id, request_no, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # the policy's fault: full traceback in the server log only
-            logger.exception("connection %d: request %d failed inside the policy", conn_id, request_no)
-            return f"{type(exc).__name__}: {exc} (internal policy error; the traceback is in the server log)"
-        if not isinstance(reply, dict):
-            logger.error("connection %d: policy returned %s, not a dict", conn_id, type(reply).__name__)
-            return f"TypeError: the policy returned {type(reply).__name__}, not a dict (server-side bug)"
-        reply = dict(reply)
-        reply["server_timing"] = {"infer_ms": (time.perf_counter() - start) * 1000.0}
-        try:
-            return msgpack_numpy.packb(reply)
-        except (TypeError, ValueError) as exc:
-            logger.error("connection %d: reply cannot be encoded: %s", conn_id, exc)
-            return f"TypeError: the policy's reply cannot be encoded ({exc}) (server-side bug)"
+    @property
+    def stats(self) -> dict:
+        """What `GET /stats` answers: requests received, forwards run, largest batch, batching settings."""
+        return self._inference.stats()
 
-    @staticmethod
-    def _reject(conn_id: int, request_no: int, text: str) -> str:
-        logger.warning("connection %d: request %d rejected: %s", conn_id, request_no, text)
-        return text
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        """websockets `process_request`: answer GET /healthz and /stats, let the rest go on to the handshake."""
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        if path == "/stats":
+            return connection.respond(http.HTTPStatus.OK, json.dumps(self.stats) + "\n")
+        return None
 
     # ------------------------------------------------------------------ connections (event loop)
     async def _handler(self, ws: Any) -> None:
@@ -203,23 +177,40 @@ class PolicyServer:
         conn_id = next(self._ids)
         peer = _peer(ws)
         logger.info("connection %d from %s opened", conn_id, peer)
-        loop = asyncio.get_running_loop()
-        served = errors = 0
+        counts = {"served": 0, "errors": 0}
+        # Requests are read as they come (a client may pipeline several) and answered in order by
+        # the writer, so one connection's requests can share a batch.
+        replies: asyncio.Queue = asyncio.Queue()
+        writer = asyncio.create_task(self._send_replies(ws, replies, counts))
+        received = 0
         try:
             await ws.send(self._packed_metadata)
             async for message in ws:
-                reply = await loop.run_in_executor(self._executor, self._answer, message, conn_id, served + errors + 1)
-                await ws.send(reply)
-                if isinstance(reply, str):
-                    errors += 1
-                else:
-                    served += 1
+                received += 1
+                await replies.put(asyncio.wrap_future(self._inference.submit(message, conn_id, received)))
         except websockets.ConnectionClosed:
             pass  # the client went away mid-request or mid-episode; other connections are unaffected
         finally:
+            await replies.put(None)
+            await writer
             code = getattr(ws, "close_code", None)
             logger.info("connection %d from %s closed (code %s) after %d replies, %d errors",
-                        conn_id, peer, code, served, errors)
+                        conn_id, peer, code, counts["served"], counts["errors"])
+
+    @staticmethod
+    async def _send_replies(ws: Any, replies: asyncio.Queue, counts: dict) -> None:
+        import websockets
+
+        while True:
+            pending = await replies.get()
+            if pending is None:
+                return
+            try:
+                reply = await pending
+                await ws.send(reply)
+            except (websockets.ConnectionClosed, asyncio.CancelledError):
+                continue  # gone, or the server is stopping: drain the rest without sending
+            counts["errors" if isinstance(reply, str) else "served"] += 1
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         """Serve until `request_stop()` (or the task is cancelled)."""
@@ -230,12 +221,12 @@ class PolicyServer:
             self._stop = asyncio.Event()
             if self._stop_requested:
                 self._stop.set()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-infer")
+        self._inference.start()
         try:
             try:
                 server = await ws_server.serve(
                     self._handler, self.host, self.port,
-                    process_request=_health_check, compression=None, max_size=self.max_message_bytes,
+                    process_request=self._process_request, compression=None, max_size=self.max_message_bytes,
                 )
             except OSError as exc:
                 raise bind_error(self.host, self.port, exc) from None
@@ -251,7 +242,7 @@ class PolicyServer:
                 await server.wait_closed()
                 logger.info("policy server on port %d stopped", self.port)
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._inference.stop()
 
     def request_stop(self) -> None:
         """Ask a running server to stop (thread-safe; also before it has started)."""
@@ -341,6 +332,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
                              "loads); by default the adapter is merged in memory only")
     parser.add_argument("--torch-threads", type=int_arg(1), default=None, metavar="N",
                         help="torch intra-op threads (default: torch's choice; set 1-2 when running several servers)")
+    parser.add_argument("--batch-wait-ms", type=float_arg(0), default=0.0, metavar="W",
+                        help="batch requests: after one arrives, wait up to W ms for more (from any client) and "
+                             "answer them with one forward, at most %d per batch (default 0: one forward per "
+                             "request). A few ms pays off with many concurrent clients; GET /stats counts the "
+                             "forwards" % DEFAULT_MAX_BATCH)
     return parser
 
 
@@ -370,7 +366,10 @@ def _serve(args: argparse.Namespace) -> None:
         meta["run_id"], meta["checkpoint"], time.perf_counter() - start, meta["num_cameras"],
         meta["image_size"], meta["state_dim"], meta["action_horizon"], meta["action_dim"], args.device,
     )
-    PolicyServer(policy, host=args.host, port=args.port).serve_forever()
+    if args.batch_wait_ms > 0:
+        logger.info("batching: requests within %g ms share a forward (at most %d)", args.batch_wait_ms,
+                    DEFAULT_MAX_BATCH)
+    PolicyServer(policy, host=args.host, port=args.port, batch_wait_ms=args.batch_wait_ms).serve_forever()
 
 if __name__ == "__main__":
     sys.exit(main())

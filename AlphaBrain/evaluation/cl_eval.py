@@ -1,7 +1,7 @@
 """Evaluate a continual-learning run in simulation: every task checkpoint on every task of a suite.
 
     python -m AlphaBrain.evaluation.cl_eval --run-id <run_id> --suite metaworld_cl5 --trials 10 [--last-only]
-        [--shard K/N | --merge-only]
+        [--envs-per-worker M] [--shard K/N | --merge-only]
 
 Output, under --output-base (default results/eval_cl/<run_id>/):
     <checkpoint>/eval.log, <checkpoint>/results.json (per task: success rate, trials, seeds)
@@ -32,6 +32,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from AlphaBrain.evaluation.batched_rollout import evaluate_cells, group_cells
 from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
 from AlphaBrain.evaluation.shards import (
     UNSHARDED, CellParams, Shard, cell_path, cell_reusable, log_name, missing_message, read_cell, results_entry,
@@ -58,6 +59,11 @@ def discover_checkpoints(run_dir: Path, last_only: bool) -> list[str]:
     return names[-1:] if last_only else names
 
 
+#: --batch-wait-ms of the policy servers of a batching evaluation: a worker's M pipelined requests arrive
+#: within microseconds; the margin covers a busy machine without delaying a lone request noticeably.
+BATCH_WAIT_MS = 5.0
+
+
 def _log(path: Path, line: str) -> None:
     with open(path, "a") as fh:
         fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
@@ -79,8 +85,11 @@ def simulator_interpreter(suite_name: str) -> Optional[str]:
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
                  replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None,
-                 shard: Shard = UNSHARDED, merge_only: bool = False) -> dict:
+                 shard: Shard = UNSHARDED, merge_only: bool = False, envs_per_worker: int = 1) -> dict:
     """Evaluate this shard's cells, then assemble the matrix if every cell file is there.
+
+    `envs_per_worker` > 1: each worker steps that many environments in lockstep and asks the
+    policy for all of them in one batched call (batched_rollout.py); the results are those of 1.
 
     Returns {"matrix", "metrics", "missing"}: matrix and metrics are None (and `missing` lists the
     (checkpoint, task) cells still to come from other shards) when the evaluation is not complete.
@@ -92,6 +101,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
 
     if trials < 1 or workers < 1:
         raise UserError("--trials and --workers must be >= 1.")
+    if envs_per_worker < 1:
+        raise UserError(f"--envs-per-worker must be an integer >= 1, got {envs_per_worker}.")
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be >= 1, got {max_steps}.")
     if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
@@ -127,7 +138,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
                 if cache_merged:
                     cache_merged_weights(run_dir, checkpoint)
                 _evaluate_checkpoint(pool, run_dir, suite, checkpoint, tasks, params, out_dir, workers, mode,
-                                     ports, shard)
+                                     ports, shard, envs_per_worker)
     cells = [read_cell(out_dir, checkpoint, task, params) for checkpoint, task in order]
     missing = [i for i, cell in enumerate(cells) if cell is None]
     if missing:
@@ -174,7 +185,8 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: list[int], params: CellParams,
-                         out_dir: Path, workers: int, mode: str, ports: list[int], shard: Shard) -> None:
+                         out_dir: Path, workers: int, mode: str, ports: list[int], shard: Shard,
+                         envs_per_worker: int = 1) -> None:
     """Evaluate this shard's cells (`tasks`, suite indices) of one checkpoint that have no reusable cell file."""
     from AlphaBrain.evaluation.servers import PolicyServers
 
@@ -197,15 +209,22 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: lis
         _log(log, f"all {len(tasks)} tasks already evaluated with {trials} trials; skipped")
         return
     _log(log, f"evaluating {checkpoint}: {len(todo)} task(s) x {trials} trials, {workers} worker(s), {mode}"
+              + (f", {envs_per_worker} envs per worker" if envs_per_worker > 1 else "")
               + (f", policy servers on ports {ports}" if ports else "")
               + (f", shard {shard_label(shard)}" if shard != UNSHARDED else ""))
-    servers = (PolicyServers(run_dir, checkpoint, ports, ckpt_dir / log_name("server", shard))
+    # A batching worker sends its M requests at once; the server gathers them into one forward.
+    servers = (PolicyServers(run_dir, checkpoint, ports, ckpt_dir / log_name("server", shard),
+                             batch_wait_ms=BATCH_WAIT_MS if envs_per_worker > 1 else 0.0)
                if mode == "server" else None)
     if servers is not None:
         servers.start()
     try:
         bar = tqdm(total=len(todo), desc=f"eval {checkpoint}", dynamic_ncols=True)
-        for cell in pool.imap_unordered(evaluate_cell, todo):
+        if envs_per_worker > 1:
+            results_iter = _flatten(pool.imap_unordered(evaluate_cells, group_cells(todo, envs_per_worker, workers)))
+        else:
+            results_iter = pool.imap_unordered(evaluate_cell, todo)
+        for cell in results_iter:
             if "error" in cell and servers is not None:
                 # A dead server fails its worker's cell: say why (its log's tail) and start it again.
                 deaths = servers.restart_dead()
@@ -226,6 +245,11 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: lis
     finally:
         if servers is not None:
             servers.stop()
+
+
+def _flatten(groups):
+    for cells in groups:
+        yield from cells
 
 
 def check_model(run_dir: Path, model: str) -> None:
@@ -276,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: merge in memory in every worker, nothing written)")
     p.add_argument("--max-steps", type=int_arg(1), default=None,
                    help="cap every episode at N steps (quick pipeline checks; success rates are then not the suite's)")
+    p.add_argument("--envs-per-worker", type=int_arg(1), default=1, metavar="M",
+                   help="environments each worker steps in lockstep, with one batched policy call for all of "
+                        "them (trials of a cell, or cells of one checkpoint); same results as 1 (default 1)")
     p.add_argument("--replan-every", type=int_arg(1), default=4, help="actions executed from each predicted chunk")
     p.add_argument("--shard", type=shard_arg(), default=UNSHARDED, metavar="K/N",
                    help="evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, e.g. "
@@ -304,7 +331,8 @@ def _main(args: argparse.Namespace) -> int:
     result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                           mode="server" if args.server else "inprocess", port_base=args.port_base,
                           replan_every=args.replan_every, cache_merged=args.cache_merged,
-                          max_steps=args.max_steps, shard=args.shard, merge_only=args.merge_only)
+                          max_steps=args.max_steps, shard=args.shard, merge_only=args.merge_only,
+                          envs_per_worker=args.envs_per_worker)
     if result["matrix"] is None:
         missing = result["missing"]
         print(f"[eval] shard {shard_label(args.shard)} done; {len(missing)} cell(s) still to come from other shards "

@@ -66,11 +66,12 @@ class PolicyServers:
     """Start, watch and stop the policy servers of one checkpoint's evaluation."""
 
     def __init__(self, run_dir: Path, checkpoint: str, ports: list[int], log: Path, *, cache_merged: bool = False,
-                 start_timeout: float = START_TIMEOUT_S) -> None:
+                 start_timeout: float = START_TIMEOUT_S, batch_wait_ms: float = 0.0) -> None:
         self.run_dir, self.checkpoint, self.ports, self.log = run_dir, checkpoint, list(ports), log
         self.devices = _devices(len(ports))
         self.cache_merged = cache_merged
         self.start_timeout = start_timeout
+        self.batch_wait_ms = batch_wait_ms
         self.procs: list[Optional[subprocess.Popen]] = [None] * len(ports)
 
     def _spawn(self, i: int) -> subprocess.Popen:
@@ -79,6 +80,8 @@ class PolicyServers:
                "--torch-threads", "1"]
         if self.cache_merged:
             cmd.append("--cache-merged")
+        if self.batch_wait_ms > 0:
+            cmd += ["--batch-wait-ms", f"{self.batch_wait_ms:g}"]
         with open(self.log, "a") as fh:
             fh.write(f"--- {time.strftime('%H:%M:%S')} server {i}: port {self.ports[i]}, {self.devices[i]}\n")
             fh.flush()

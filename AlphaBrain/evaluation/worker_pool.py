@@ -1,6 +1,7 @@
 """Rollout worker pools: in this process, in spawned processes, or in another interpreter (LIBERO_PYTHON).
 
-All three run `rollout.evaluate_cell` on CellJobs and yield result dicts as cells finish:
+All three run `rollout.evaluate_cell` on CellJobs and yield result dicts as cells finish (or
+`batched_rollout.evaluate_cells` on CellGroups, yielding a list of result dicts per group):
 
     InProcess      one worker, no start-up cost (and suites registered at run time work)
     spawn Pool     N fresh interpreters of this Python (no inherited OpenGL / torch thread state)
@@ -22,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from AlphaBrain.evaluation.batched_rollout import failed_cells
 from AlphaBrain.evaluation.rollout import CellJob, init_worker
 from AlphaBrain.utils.errors import UserError
 
@@ -107,8 +109,8 @@ class RemotePool:
                     self.procs[i] = self._spawn(i)
                     sel.register(self.procs[i].stdout, selectors.EVENT_READ, i)
                     if job is not None:
-                        yield {"checkpoint": job.checkpoint, "task": job.task_name, "worker": i,
-                               "error": f"simulator worker {i} ({self.python}) exited with code {code}; see {self.log}"}
+                        yield failed_cells(job, i, f"simulator worker {i} ({self.python}) exited with code {code}; "
+                                                   f"see {self.log}")
         finally:
             sel.close()
 

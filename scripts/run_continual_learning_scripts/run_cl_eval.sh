@@ -8,7 +8,7 @@ usage() {
   cat <<'USAGE'
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
-                      [--max-steps N] [--shard K/N | --merge-only]
+                      [--max-steps N] [--envs-per-worker M] [--shard K/N | --merge-only]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
   --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
@@ -27,6 +27,10 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
   --server            Serve the policy over websocket (one server per worker) instead of in-process
   --max-steps N       Cap every episode at N steps: a quick pipeline check (success rates are then not
                       comparable with the suite's)
+  --envs-per-worker M Environments each worker steps in lockstep, asking the policy for all of them in
+                      one batched call (trials of a cell, or cells of one checkpoint). Same results as
+                      1; more policy calls/s where the policy forward, not the simulator, is the cost
+                      (GPU models, policy servers). Default: 1
   --cache-merged      LoRA runs: write each merged checkpoint once as <prefix>_merged.pt and reuse it
                       (default: adapters are merged in memory, nothing is written)
   --shard K/N         Evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, for one
@@ -50,7 +54,7 @@ PROG="$0"  # as typed: usage errors name it, and so does the Python command it s
 die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() SHARD=() MERGE_ONLY=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -65,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --server) SERVER=(--server); shift ;;
     --cache-merged) CACHE_MERGED=(--cache-merged); shift ;;
     --max-steps) [[ $# -ge 2 ]] || usage_error "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
+    --envs-per-worker) [[ $# -ge 2 ]] || usage_error "--envs-per-worker needs a value"; ENVS=(--envs-per-worker "$2"); shift 2 ;;
     --shard) [[ $# -ge 2 ]] || usage_error "--shard needs a value"; SHARD=(--shard "$2"); shift 2 ;;
     --merge-only) MERGE_ONLY=(--merge-only); shift ;;
     -h|--help) usage; exit 0 ;;
@@ -95,4 +100,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
 ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}" \
-  "${SHARD[@]}" "${MERGE_ONLY[@]}"
+  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}"

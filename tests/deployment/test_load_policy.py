@@ -87,6 +87,18 @@ def test_infer_returns_a_raw_action_chunk_with_a_binary_gripper(policy, trained_
     np.testing.assert_allclose(actions, expected, atol=1e-6)
 
 
+def test_infer_batch_gives_the_replies_of_one_call_each(policy, trained_run):
+    batch = [_raw_obs(trained_run, seed=s) for s in range(5)]
+    replies = policy.infer_batch(batch)
+    assert len(replies) == 5
+    for obs, reply in zip(batch, replies):
+        # one forward over 5 rows may round differently from 5 forwards of one (BLAS kernels), nothing more
+        np.testing.assert_allclose(reply["actions"], policy.infer(obs)["actions"], atol=1e-5)
+    with pytest.raises(ValueError, match=r"^request 1 of 2: missing 'prompt'"):
+        policy.infer_batch([batch[0], {k: v for k, v in batch[1].items() if k != "prompt"}])
+    assert policy.infer_batch([]) == []
+
+
 def test_openpi_style_keys_and_other_image_sizes_are_accepted(policy, trained_run):
     obs = _raw_obs(trained_run, seed=1)
     openpi = {"observation/image": obs["images"][0], "observation/wrist_image": obs["images"][1],
