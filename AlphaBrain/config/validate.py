@@ -204,6 +204,7 @@ SCHEMA: dict[str, Spec] = {
                                              "datasets.vla_data.named_mixtures.my_mix=[{path: /data/x}]", nullable=True),
     "datasets.vla_data.image_keys": Spec(_string_list, "[observation.images.image]", nullable=True),
     "datasets.vla_data.dataset_statistics": Spec(_text, "/path/to/dataset_statistics.json", nullable=True),
+    "datasets.vla_data.allow_foreign_statistics": Spec(_boolean, "false"),
     "datasets.vla_data.per_device_batch_size": Spec(_integer(1), "16"),
     "datasets.vla_data.num_workers": Spec(_integer(0), "0"),
     "lora.enabled": Spec(_boolean, "false"),

@@ -4,7 +4,11 @@ Format (docs/data/lerobot.md), one entry per embodiment (datasets sharing an emb
 
     {"libero_franka": {"action": {"mean", "std", "min", "max", "q01", "q99", "mask"},
                        "state":  {... same ...},
-                       "num_transitions": N, "num_trajectories": E}}
+                       "num_transitions": N, "num_trajectories": E,
+                       "data_fingerprint": "sha256:..."}}
+
+`data_fingerprint` identifies the data the entry was computed on (fingerprint.py); files written
+before it existed have none and still load.
 
 Values are normalized with the 1st/99th percentiles to [-1, 1] (robust to
 outliers, unlike min/max). `mask[d] == False` marks a binary gripper axis
@@ -20,6 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from AlphaBrain.dataloader.fingerprint import FINGERPRINT_KEY, fingerprint_of
 from AlphaBrain.dataloader.lerobot_format import read_json_object
 from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.errors import DatasetError
@@ -84,6 +89,7 @@ def compute_dataset_statistics(datasets: Any) -> dict[str, dict[str, Any]]:
             "state": array_statistics(np.concatenate(states)),
             "num_transitions": int(sum(len(a) for a in actions)),
             "num_trajectories": int(sum(len(ds.episodes) for ds in members)),
+            FINGERPRINT_KEY: fingerprint_of(embodiment, members),
         }
     return out
 

@@ -237,9 +237,10 @@ class InferencePolicy:
 
 def load_policy(
     run_dir: str | Path, checkpoint_name_or_path: str | Path = "last", device: str = "cpu",
-    embodiment: str | None = None, cache_merged: bool = False,
+    embodiment: str | None = None, cache_merged: bool = False, allow_foreign_statistics: bool | None = None,
 ) -> InferencePolicy:
     """Load one checkpoint of a run as an InferencePolicy (see `resolve_checkpoint` for the names)."""
     return InferencePolicy.from_loaded(
-        load_run_model(run_dir, checkpoint_name_or_path, device, embodiment, cache_merged=cache_merged)
+        load_run_model(run_dir, checkpoint_name_or_path, device, embodiment, cache_merged=cache_merged,
+                       allow_foreign_statistics=allow_foreign_statistics)
     )

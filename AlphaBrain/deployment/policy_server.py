@@ -327,6 +327,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for the model: cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--embodiment", default=None,
                         help="statistics entry to use when the run mixes embodiments (default: the run's only one)")
+    parser.add_argument("--allow-foreign-statistics", action="store_true", default=None,
+                        help="serve even if the run's dataset_statistics.json was computed on other data than the "
+                             "run trained on (refused by default)")
     parser.add_argument("--cache-merged", action="store_true",
                         help="LoRA checkpoints: also write the merged weights to <prefix>_merged.pt (reused by later "
                              "loads); by default the adapter is merged in memory only")
@@ -359,7 +362,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     policy = load_policy(args.run_dir, args.checkpoint, device=args.device, embodiment=args.embodiment,
-                         cache_merged=args.cache_merged)
+                         cache_merged=args.cache_merged, allow_foreign_statistics=args.allow_foreign_statistics)
     meta = policy.metadata
     logger.info(
         "loaded run %s checkpoint %s in %.1f s: %d camera(s) %s, state_dim %d, action chunk %dx%d, device %s",

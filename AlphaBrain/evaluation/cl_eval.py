@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, e.g. "
                         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shards share --output-base and the last "
                         "to finish writes the matrix (default 0/1: every cell)")
+    p.add_argument("--allow-foreign-statistics", action="store_true",
+                   help="evaluate even if the run's dataset_statistics.json was computed on other data than the run "
+                        "trained on (its data fingerprint differs; refused by default: success would collapse)")
     p.add_argument("--merge-only", action="store_true",
                    help="evaluate nothing: write results.json, matrix.json, metrics.json, matrix.png from the "
                         "cell files of the shards (error naming the missing cells if some are missing)")
@@ -326,6 +329,13 @@ def _main(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_root) / args.run_id
     if args.model:
         check_model(run_dir, args.model)
+    run = RunDir(run_dir)
+    if not args.merge_only and run.statistics_file.is_file():
+        run.check_statistics(args.allow_foreign_statistics)  # once, here, before any worker loads the policy
+    if args.allow_foreign_statistics:
+        from AlphaBrain.runs.loading import ALLOW_FOREIGN_STATISTICS_ENV
+
+        os.environ[ALLOW_FOREIGN_STATISTICS_ENV] = "1"  # inherited by the rollout workers and policy servers
     suite = args.suite or RunDir(run_dir).stream_name(default="libero_goal")
     out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
     result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,

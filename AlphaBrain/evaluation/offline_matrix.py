@@ -24,13 +24,14 @@ from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.cli import ArgumentParser, int_arg, output_file, run_main
 
 
-def _load_run(run: "RunDir"):
+def _load_run(run: "RunDir", allow_foreign: bool):
     """The run's stream (normalized like in training), its complete checkpoints and its model."""
     from AlphaBrain.streams import build_task_stream
 
-    loaded = load_run_model(run.path, "last")  # checks the run dir and its checkpoints, builds the run's model
+    # checks the run dir, its statistics and its checkpoints, builds the run's model
+    loaded = load_run_model(run.path, "last", allow_foreign_statistics=allow_foreign)
     stream = build_task_stream(loaded.cfg)
-    run.prepare_statistics(loaded.cfg, stream, is_resume=True)
+    run.prepare_statistics(loaded.cfg, stream, is_resume=True, allow_foreign=allow_foreign)
     return stream, run.checkpoints(), loaded.model
 
 
@@ -46,11 +47,12 @@ def _task_error(model, task, frames: np.ndarray, batch: int) -> float:
     return float(np.mean(errors))
 
 
-def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int = 64, seed: int = 0) -> dict:
+def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int = 64, seed: int = 0,
+                   allow_foreign_statistics: bool = False) -> dict:
     from AlphaBrain.runs.checkpoints import load_state_into
 
     run = RunDir(run_dir)
-    stream, ckpts, model = _load_run(run)
+    stream, ckpts, model = _load_run(run, allow_foreign_statistics)
     rng = np.random.default_rng(seed)
     subsets = [np.sort(rng.choice(len(t), size=min(frames_per_task, len(t)), replace=False)) for t in stream.tasks]
     matrix = []
@@ -58,7 +60,7 @@ def offline_matrix(run_dir: str | Path, frames_per_task: int = 256, batch: int =
     with torch.no_grad():
         for ckpt in ckpts:
             if ckpt.is_lora:  # adapters merge into a fresh base model, so rebuild per checkpoint
-                model = load_run_model(run.path, ckpt.prefix.name).model
+                model = load_run_model(run.path, ckpt.prefix.name, allow_foreign_statistics=True).model  # checked
             else:
                 load_state_into(model, ckpt.model_file, f"is {run.config_file} the config that trained it?")
             matrix.append([_task_error(model, task, idx, batch) for task, idx in zip(stream.tasks, subsets)])
@@ -96,10 +98,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--frames", type=int_arg(1), default=256, help="frames evaluated per task (default 256)")
     parser.add_argument("--json", metavar="PATH", type=output_file("offline_matrix.json"),
                         help="also write the matrix as JSON")
+    parser.add_argument("--allow-foreign-statistics", action="store_true",
+                        help="use the run's dataset_statistics.json even if it was computed on other data")
     args = parser.parse_args(argv)
 
     def run() -> None:
-        result = offline_matrix(args.run_dir, args.frames)
+        result = offline_matrix(args.run_dir, args.frames, allow_foreign_statistics=args.allow_foreign_statistics)
         print(format_matrix(result))
         if args.json:
             atomic_write_json(args.json, result)

@@ -3,7 +3,7 @@
     results/Checkpoints/<run_id>/
       config.yaml                  the resolved config the run was trained with
       stream.json                  the ordered task list (names, instructions, frames)
-      policy_spec.json             shapes and camera order, so serving needs no dataset
+      policy_spec.json             shapes, camera order and data fingerprints, so serving needs no dataset
       dataset_statistics.json      (un)normalization statistics of the whole stream
       metrics.jsonl                training log
       checkpoints/task_<k>_id<id>_steps_<N><suffix>

@@ -41,7 +41,10 @@ def sub_datasets(stream: Any) -> list:
 
 def policy_spec(stream: Any) -> dict:
     """What serving a checkpoint needs to know about the training data, so it does not need the data itself:
-    the shapes the model was built for, each embodiment's (state_dim, action_dim) and the camera order."""
+    the shapes the model was built for, each embodiment's (state_dim, action_dim), the camera order, and
+    the fingerprint of the data per embodiment (statistics computed on other data are refused)."""
+    from AlphaBrain.dataloader.fingerprint import data_fingerprints
+
     subs = sub_datasets(stream)
     spec = stream.base_dataset.data_spec
     return {
@@ -54,14 +57,18 @@ def policy_spec(stream: Any) -> dict:
         },
         "embodiments": {d.embodiment: [d.state_dim, d.action_dim] for d in subs},
         "camera_keys": [str(k) for k in getattr(subs[0], "image_keys", [])],
+        "data_fingerprints": data_fingerprints(subs),
     }
+
+
+def recompute_statistics_command(config: Any, out: Any) -> str:
+    return f"python scripts/run_continual_learning_scripts/compute_dataset_statistics.py --config {config} --out {out}"
 
 
 def statistics_missing_message(path: Path) -> str:
     return (
         f"{path} has no {STATISTICS_FILE}, so predicted actions cannot be unnormalized. Recompute it with: "
-        f"python scripts/run_continual_learning_scripts/compute_dataset_statistics.py "
-        f"--config {path / CONFIG_FILE} --out {path / STATISTICS_FILE}"
+        + recompute_statistics_command(path / CONFIG_FILE, path / STATISTICS_FILE)
     )
 
 
@@ -191,27 +198,59 @@ class RunDir:
         atomic_write_json(self.policy_spec_file, policy_spec(stream))
         save_dataset_statistics(statistics, self.statistics_file)
 
-    def prepare_statistics(self, cfg: Any, stream: Any, is_resume: bool) -> dict:
+    def prepare_statistics(self, cfg: Any, stream: Any, is_resume: bool, allow_foreign: bool = False) -> dict:
         """Load or compute the run's statistics and attach normalizers to the stream's datasets.
 
         Statistics cover the whole base mixture of the stream (every task), because
         evaluation of every checkpoint must unnormalize actions the same way. A given
-        `datasets.vla_data.dataset_statistics` file wins; a resumed run keeps its own.
+        `datasets.vla_data.dataset_statistics` file wins; a resumed run keeps its own. A file
+        computed on other data (its fingerprint differs from this data's) is refused unless
+        `allow_foreign` or `datasets.vla_data.allow_foreign_statistics` is set.
         """
         from AlphaBrain.dataloader import Normalizer, compute_dataset_statistics, load_dataset_statistics
+        from AlphaBrain.dataloader.fingerprint import check_fingerprints, data_fingerprints
 
         subs = sub_datasets(stream)
         expected = {d.embodiment: (d.state_dim, d.action_dim) for d in subs}
         given = cfg.datasets.vla_data.get("dataset_statistics")
-        if given:
-            stats = load_dataset_statistics(given, expected)
-        elif is_resume and self.statistics_file.exists():
-            stats = load_dataset_statistics(self.statistics_file, expected)
+        source = given or (self.statistics_file if is_resume and self.statistics_file.exists() else None)
+        if source:
+            stats = load_dataset_statistics(source, expected)
+            check_fingerprints(
+                stats, data_fingerprints(subs), stats_file=source, data="the data this config trains on",
+                fix="recompute it with: " + recompute_statistics_command("<your config>", source),
+                allow_hint="set datasets.vla_data.allow_foreign_statistics=true",
+                allow=allow_foreign or bool(cfg.datasets.vla_data.get("allow_foreign_statistics", False)),
+            )
         else:
             stats = compute_dataset_statistics(subs)
         for sub in subs:
             sub.set_normalizer(Normalizer(stats[sub.embodiment]))
         return stats
+
+    def check_statistics(self, allow_foreign: bool = False, stats: Optional[dict] = None,
+                         spec: Optional[dict] = None) -> None:
+        """Refuse dataset_statistics.json if it was computed on other data than the run trained on.
+
+        Compares each embodiment's `data_fingerprint` with the one policy_spec.json recorded at
+        training time; runs and statistics files from before fingerprints existed pass with a note.
+        `stats` / `spec` save reading the files again when the caller has them.
+        """
+        from AlphaBrain.dataloader import load_dataset_statistics
+        from AlphaBrain.dataloader.fingerprint import check_fingerprints, warn_once
+
+        spec = self.read_policy_spec() if spec is None else spec
+        recorded = (spec or {}).get("data_fingerprints")
+        if not recorded:
+            warn_once(str(self.path), f"{self.path} records no fingerprint of its training data (trained before "
+                                      f"fingerprints existed): its {STATISTICS_FILE} is not checked against it")
+            return
+        check_fingerprints(
+            load_dataset_statistics(self.statistics_file) if stats is None else stats, recorded,
+            stats_file=self.statistics_file, data=f"the training data recorded in {self.policy_spec_file}",
+            fix="recompute it with: " + recompute_statistics_command(self.config_file, self.statistics_file),
+            allow_hint="pass --allow-foreign-statistics", allow=allow_foreign,
+        )
 
     def stream_name(self, default: Optional[str] = None) -> Optional[str]:
         """The stream's name from stream.json (e.g. the suite to evaluate on), or `default` without the file."""

@@ -80,10 +80,13 @@ def _masked(entry: dict) -> str:
 
 
 def format_table(stats: dict) -> str:
-    header = ("embodiment", "state", "action", "frames", "episodes", "gripper axes (action)", "binary axes (state)")
+    from AlphaBrain.dataloader.fingerprint import FINGERPRINT_KEY, short
+
+    header = ("embodiment", "state", "action", "frames", "episodes", "gripper axes (action)", "binary axes (state)",
+              "data fingerprint")
     rows = [header] + [
         (emb, str(len(s["state"]["q01"])), str(len(s["action"]["q01"])), str(s["num_transitions"]),
-         str(s["num_trajectories"]), _masked(s["action"]), _masked(s["state"]))
+         str(s["num_trajectories"]), _masked(s["action"]), _masked(s["state"]), short(s.get(FINGERPRINT_KEY)))
         for emb, s in stats.items()
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

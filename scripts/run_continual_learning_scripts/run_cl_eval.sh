@@ -9,6 +9,7 @@ usage() {
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
                       [--max-steps N] [--envs-per-worker M] [--shard K/N | --merge-only]
+                      [--allow-foreign-statistics]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
   --model NAME        Model the run used (tiny | qwengr00t | ...); checked against the run's config.yaml.
@@ -38,6 +39,11 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
                       Shards share --output-base; the last one to finish writes the matrix. Default: 0/1
   --merge-only        Evaluate nothing: write the matrix from the shards' cell files (give the same
                       --trials/--max-steps/--suite/--last-only); names the missing cells if any
+  --allow-foreign-statistics
+                      Evaluate even if the run's dataset_statistics.json was computed on other data than
+                      the run trained on (data fingerprints differ; refused by default, as success would
+                      collapse). Recompute the file instead: compute_dataset_statistics.py --config
+                      results/Checkpoints/<run_id>/config.yaml --out results/Checkpoints/<run_id>/dataset_statistics.json
   -h, --help          This help
 
 Re-running skips the (checkpoint, task) cells already evaluated with the same --trials, --max-steps
@@ -54,7 +60,7 @@ PROG="$0"  # as typed: usage errors name it, and so does the Python command it s
 die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=() ALLOW_FOREIGN=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -72,6 +78,7 @@ while [[ $# -gt 0 ]]; do
     --envs-per-worker) [[ $# -ge 2 ]] || usage_error "--envs-per-worker needs a value"; ENVS=(--envs-per-worker "$2"); shift 2 ;;
     --shard) [[ $# -ge 2 ]] || usage_error "--shard needs a value"; SHARD=(--shard "$2"); shift 2 ;;
     --merge-only) MERGE_ONLY=(--merge-only); shift ;;
+    --allow-foreign-statistics) ALLOW_FOREIGN=(--allow-foreign-statistics); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown flag '$1'" ;;
   esac
@@ -100,4 +107,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
 ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}" \
-  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}"
+  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}" "${ALLOW_FOREIGN[@]}"

@@ -12,6 +12,7 @@ usage() {
   cat <<'EOF'
 Usage: run_cl_train.sh [--model M] [--algo A] [--dataset D] [--run-id ID] [--gpus SPEC]
                        [--port N] [--smoke] [--resume] [--deepspeed [CONFIG]] [--yaml A.yaml B.yaml ...]
+                       [--num-machines N --machine-rank R --main-process-ip IP --main-process-port PORT]
                        [-- key=value ...]
 
 Train one VLA backbone sequentially over a task stream (checkpoints per task in
@@ -28,9 +29,17 @@ results/Checkpoints/<run_id>/checkpoints/).
                    a DATASET_NAMED_MIXTURES name, or a path to a LeRobot dataset (or a folder of them).
                    Default: libero_goal
   --run-id ID      Run directory name under results/Checkpoints/. Default: {model}_{algo}_{dataset}
-  --gpus SPEC      GPU count ("2") or id list ("1,2,3"; pins CUDA_VISIBLE_DEVICES). On a machine
-                   without GPUs, the count is the number of CPU processes. Default: all GPUs, or 1 CPU process
-  --port N         accelerate main process port. Default: a free port
+  --gpus SPEC      GPU count ("2") or id list ("1,2,3"; pins CUDA_VISIBLE_DEVICES) of this machine. On a
+                   machine without GPUs, the count is the number of CPU processes. Default: all GPUs, or 1 CPU process
+  --port N         accelerate main process port. Default: a free port (one machine only)
+  --num-machines N Train on N machines: start this script once on every machine, with the same flags
+                   apart from --machine-rank (accelerate's / torchrun's multi-node launch; --gpus is per
+                   machine, so the run has N x (processes per machine) ranks). Default: 1
+  --machine-rank R This machine's rank, 0..N-1; machine 0 hosts the main process. Default: 0
+  --main-process-ip IP
+                   Address of machine 0, reachable from every machine (required when N > 1)
+  --main-process-port PORT
+                   Port on machine 0 that every machine connects to (the same as --port; required when N > 1)
   --smoke          5 steps per task, batch 4: an end-to-end pipeline check
   --resume         Continue after the last complete task checkpoint of --run-id
   --deepspeed [CONFIG]
@@ -47,6 +56,9 @@ Environment: variables from .env in the repo root are loaded (see .env.example).
 Example (CPU, no downloads):
   bash scripts/run_continual_learning_scripts/run_cl_train.sh --model tiny --algo er \
       --dataset /path/to/lerobot_dataset --smoke
+Several machines (Slurm: scripts/slurm/cl_train_multinode.sbatch), on each of 2 machines:
+  bash scripts/run_continual_learning_scripts/run_cl_train.sh --model qwengr00t --algo er --gpus 8 \
+      --num-machines 2 --machine-rank <0 or 1> --main-process-ip <machine 0's address> --main-process-port 29500
 EOF
 }
 
@@ -55,6 +67,7 @@ die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
 MODEL="" ALGO="" DATASET="" RUN_ID="" GPUS="" PORT="" SMOKE=0 RESUME=0 DEEPSPEED=""
+NUM_MACHINES=1 MACHINE_RANK=0 MAIN_IP=""
 YAMLS=() PASSTHROUGH=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -63,7 +76,10 @@ while [[ $# -gt 0 ]]; do
     --dataset) [[ $# -ge 2 ]] || usage_error "--dataset needs a value"; DATASET="$2"; shift 2 ;;
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
     --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a value"; GPUS="$2"; shift 2 ;;
-    --port) [[ $# -ge 2 ]] || usage_error "--port needs a value"; PORT="$2"; shift 2 ;;
+    --port|--main-process-port) [[ $# -ge 2 ]] || usage_error "$1 needs a value"; PORT="$2"; shift 2 ;;
+    --num-machines) [[ $# -ge 2 ]] || usage_error "--num-machines needs a value"; NUM_MACHINES="$2"; shift 2 ;;
+    --machine-rank) [[ $# -ge 2 ]] || usage_error "--machine-rank needs a value"; MACHINE_RANK="$2"; shift 2 ;;
+    --main-process-ip) [[ $# -ge 2 ]] || usage_error "--main-process-ip needs a value"; MAIN_IP="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --resume) RESUME=1; shift ;;
     --deepspeed) DEEPSPEED="configs/deepspeed/zero2.json"  # the value is optional: taken when it is not a flag
@@ -76,7 +92,16 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -z "$PORT" || ( "$PORT" =~ ^[0-9]+$ && "$PORT" -ge 1 && "$PORT" -le 65535 ) ]] || \
-  usage_error "--port must be an integer in 1..65535, got '$PORT'"
+  usage_error "--port/--main-process-port must be an integer in 1..65535, got '$PORT'"
+[[ "$NUM_MACHINES" =~ ^[0-9]+$ && "$NUM_MACHINES" -ge 1 ]] || \
+  usage_error "--num-machines must be an integer >= 1, got '$NUM_MACHINES'"
+[[ "$MACHINE_RANK" =~ ^[0-9]+$ && "$MACHINE_RANK" -lt "$NUM_MACHINES" ]] || \
+  usage_error "--machine-rank must be an integer in 0..$((NUM_MACHINES - 1)) (--num-machines $NUM_MACHINES), got '$MACHINE_RANK'"
+if [[ "$NUM_MACHINES" -gt 1 ]]; then
+  # Every machine must name the same rendezvous point: a free port picked here would differ per machine.
+  [[ -n "$MAIN_IP" ]] || usage_error "--num-machines $NUM_MACHINES needs --main-process-ip (the address of machine 0, the same on every machine)"
+  [[ -n "$PORT" ]] || usage_error "--num-machines $NUM_MACHINES needs --main-process-port (a free port on machine 0, the same on every machine)"
+fi
 [[ -z "$GPUS" || "$GPUS" =~ ^[0-9]+(,[0-9]+)*$ ]] || usage_error "--gpus must be a count (2) or an id list (1,2,3), got '$GPUS'"
 
 cd "$REPO_ROOT"
@@ -129,12 +154,16 @@ else
 fi
 if [[ "$NGPU" -eq 0 ]]; then
   [[ -z "$GPUS" ]] || echo "note: no GPU found; running $NPROC CPU process(es)" >&2
-elif [[ "$NPROC" -gt 1 ]]; then
+elif [[ "$NPROC" -gt 1 || "$NUM_MACHINES" -gt 1 ]]; then
   LAUNCH+=(--multi_gpu)
 fi
 if [[ -z "$PORT" ]]; then
   PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
+# accelerate counts processes over all machines; torchrun (the CPU path) counts them per machine.
+TOTAL_PROC=$(( NPROC * NUM_MACHINES ))
+MACHINES=(--num_machines "$NUM_MACHINES" --main_process_port "$PORT")
+[[ "$NUM_MACHINES" -eq 1 ]] || MACHINES+=(--machine_rank "$MACHINE_RANK" --main_process_ip "$MAIN_IP")
 
 export ALPHABRAIN_PROG="$PROG"
 TRAIN=(-m AlphaBrain.training.continual_learning.train --config_yaml "${YAMLS[@]}" "${OVERRIDES[@]}" "${PASSTHROUGH[@]}")
@@ -144,12 +173,15 @@ if [[ -n "$DEEPSPEED" ]]; then
   "$PY" -c 'import deepspeed' 2>/dev/null || die "--deepspeed: DeepSpeed is not installed; run: $PY -m pip install -e '.[deepspeed]'"
   "$PY" "${TRAIN[@]}" --dry-run >/dev/null || exit $?
   # accelerate fills the config's "auto" values (micro batch, accumulation, clipping, bf16) from the run.
+  # "standard": every machine's launcher starts its own ranks through torchrun (one launcher per
+  # machine, as srun starts them), instead of machine 0 reaching the others over pdsh/ssh.
   CMD=("$PY" -m accelerate.commands.launch --use_deepspeed --deepspeed_config_file "$DEEPSPEED"
-       --num_processes "$NPROC" --num_machines 1 --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
+       --deepspeed_multinode_launcher standard --num_processes "$TOTAL_PROC" "${MACHINES[@]}"
+       --dynamo_backend no "${TRAIN[@]}")
   echo "[run_cl_train] ${CMD[*]}"
   exec "${CMD[@]}"
 fi
-if [[ "$NPROC" -eq 1 ]]; then
+if [[ "$NPROC" -eq 1 && "$NUM_MACHINES" -eq 1 ]]; then
   # One process needs no launcher (accelerate's would wrap a config error in its own traceback).
   echo "[run_cl_train] $PY ${TRAIN[*]}"
   exec "$PY" "${TRAIN[@]}"
@@ -159,10 +191,12 @@ fi
 if [[ "$NGPU" -eq 0 ]]; then
   # accelerate's launcher runs a single process with --cpu; torchrun starts the ranks and
   # Accelerator(cpu=True) joins them over gloo.
-  CMD=("$PY" -m torch.distributed.run --nproc_per_node "$NPROC" --master_port "$PORT" "${TRAIN[@]}")
+  # Static rendezvous on machine 0's address: --node_rank fixes which global ranks each machine runs.
+  CMD=("$PY" -m torch.distributed.run --nproc_per_node "$NPROC" --nnodes "$NUM_MACHINES" --node_rank "$MACHINE_RANK"
+       --master_addr "${MAIN_IP:-127.0.0.1}" --master_port "$PORT" "${TRAIN[@]}")
 else
-  CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$NPROC" --num_machines 1
-       --mixed_precision no --dynamo_backend no --main_process_port "$PORT" "${TRAIN[@]}")
+  CMD=("$PY" -m accelerate.commands.launch "${LAUNCH[@]}" --num_processes "$TOTAL_PROC" "${MACHINES[@]}"
+       --mixed_precision no --dynamo_backend no "${TRAIN[@]}")
 fi
 echo "[run_cl_train] ${CMD[*]}"
 exec "${CMD[@]}"
