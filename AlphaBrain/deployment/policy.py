@@ -237,7 +237,7 @@ class InferencePolicy:
 
 def load_policy(
     run_dir: str | Path, checkpoint_name_or_path: str | Path = "last", device: str = "cpu",
-    embodiment: str | None = None, cache_merged: bool = False, allow_foreign_statistics: bool | None = None,
+    embodiment: str | None = None, cache_merged: bool = False, allow_foreign_statistics: bool = False,
 ) -> InferencePolicy:
     """Load one checkpoint of a run as an InferencePolicy (see `resolve_checkpoint` for the names)."""
     return InferencePolicy.from_loaded(

@@ -85,7 +85,8 @@ def simulator_interpreter(suite_name: str) -> Optional[str]:
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
                  replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None,
-                 shard: Shard = UNSHARDED, merge_only: bool = False, envs_per_worker: int = 1) -> dict:
+                 shard: Shard = UNSHARDED, merge_only: bool = False, envs_per_worker: int = 1,
+                 allow_foreign_statistics: bool = False) -> dict:
     """Evaluate this shard's cells, then assemble the matrix if every cell file is there.
 
     `envs_per_worker` > 1: each worker steps that many environments in lockstep and asks the
@@ -94,6 +95,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     Returns {"matrix", "metrics", "missing"}: matrix and metrics are None (and `missing` lists the
     (checkpoint, task) cells still to come from other shards) when the evaluation is not complete.
     `merge_only` evaluates nothing and raises a UserError naming the missing cells.
+    Statistics computed on other data than the run trained on are refused unless `allow_foreign_statistics`.
     """
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.evaluation.servers import pick_ports
@@ -122,6 +124,9 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     order = [(checkpoint, t.name) for checkpoint in checkpoints for t in suite.tasks]
     mine = {order[i] for i in shard_range(len(order), shard)}
     if not merge_only and mine:
+        if RunDir(run_dir).statistics_file.is_file():
+            # Once, here: the workers and policy servers started below load the run without checking again.
+            RunDir(run_dir).check_statistics(allow_foreign_statistics)
         python = simulator_interpreter(suite_name)
         if python is not None and mode != "server":
             print(f"note: simulating in LIBERO_PYTHON={python}; the policy is served to it (--server)",
@@ -181,7 +186,7 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
 
     run = RunDir(run_dir)
     if run.resolve_checkpoint(checkpoint).is_dir():
-        load_run_model(run.path, checkpoint, cache_merged=True)
+        load_run_model(run.path, checkpoint, cache_merged=True, allow_foreign_statistics=True)  # evaluate_run checked
 
 
 def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: list[int], params: CellParams,
@@ -329,20 +334,14 @@ def _main(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_root) / args.run_id
     if args.model:
         check_model(run_dir, args.model)
-    run = RunDir(run_dir)
-    if not args.merge_only and run.statistics_file.is_file():
-        run.check_statistics(args.allow_foreign_statistics)  # once, here, before any worker loads the policy
-    if args.allow_foreign_statistics:
-        from AlphaBrain.runs.loading import ALLOW_FOREIGN_STATISTICS_ENV
-
-        os.environ[ALLOW_FOREIGN_STATISTICS_ENV] = "1"  # inherited by the rollout workers and policy servers
     suite = args.suite or RunDir(run_dir).stream_name(default="libero_goal")
     out = Path(args.output_base) if args.output_base else Path("results/eval_cl") / args.run_id
     result = evaluate_run(run_dir, suite, args.trials, out, workers=args.workers, last_only=args.last_only,
                           mode="server" if args.server else "inprocess", port_base=args.port_base,
                           replan_every=args.replan_every, cache_merged=args.cache_merged,
                           max_steps=args.max_steps, shard=args.shard, merge_only=args.merge_only,
-                          envs_per_worker=args.envs_per_worker)
+                          envs_per_worker=args.envs_per_worker,
+                          allow_foreign_statistics=args.allow_foreign_statistics)
     if result["matrix"] is None:
         missing = result["missing"]
         print(f"[eval] shard {shard_label(args.shard)} done; {len(missing)} cell(s) still to come from other shards "

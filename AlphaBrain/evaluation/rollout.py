@@ -119,7 +119,8 @@ def _policy_for(checkpoint: str):
     else:
         from AlphaBrain.deployment.policy import load_policy
 
-        policy = load_policy(_WORKER["run_dir"], checkpoint)
+        # evaluate_run checked the run's statistics once, before any worker started.
+        policy = load_policy(_WORKER["run_dir"], checkpoint, allow_foreign_statistics=True)
     _WORKER.update(policy=policy, checkpoint=checkpoint)
     return policy
 

@@ -77,7 +77,8 @@ class PolicyServers:
     def _spawn(self, i: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "AlphaBrain.deployment.policy_server", "--run-dir", str(self.run_dir),
                "--checkpoint", self.checkpoint, "--port", str(self.ports[i]), "--device", self.devices[i],
-               "--torch-threads", "1"]
+               "--torch-threads", "1",
+               "--allow-foreign-statistics"]  # evaluate_run checked the run's statistics once, before the servers
         if self.cache_merged:
             cmd.append("--cache-merged")
         if self.batch_wait_ms > 0:

@@ -18,7 +18,6 @@ from AlphaBrain.utils.lazy import lazy_attributes
 
 # Imported on first use: layout.py (the file names) must stay importable without torch.
 _WHERE = {
-    "ALLOW_FOREIGN_STATISTICS_ENV": "loading",
     "LoadedPolicy": "loading",
     "RunDir": "run_dir",
     "TaskCheckpoint": "checkpoints",
@@ -34,7 +33,6 @@ _WHERE = {
 __getattr__ = lazy_attributes(__name__, _WHERE)
 
 __all__ = [
-    "ALLOW_FOREIGN_STATISTICS_ENV",
     "LoadedPolicy",
     "RunDir",
     "TaskCheckpoint",

@@ -12,7 +12,6 @@ freshly built base in memory.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from AlphaBrain.utils.errors import DatasetError, UserError, did_you_mean
 
 # Set to 1 by `cl_eval --allow-foreign-statistics` for the rollout workers and policy servers it starts,
 # whose load_run_model calls then let foreign statistics through as the user asked.
-ALLOW_FOREIGN_STATISTICS_ENV = "ALPHABRAIN_ALLOW_FOREIGN_STATISTICS"
 
 
 @dataclass
@@ -99,7 +97,7 @@ def load_run_model(
     device: str = "cpu",
     embodiment: str | None = None,
     cache_merged: bool = False,
-    allow_foreign_statistics: bool | None = None,
+    allow_foreign_statistics: bool = False,
 ) -> LoadedPolicy:
     """Build the run's model from its config.yaml, load one checkpoint and the run's statistics.
 
@@ -111,7 +109,7 @@ def load_run_model(
     Cheap checks (run dir, statistics file, checkpoint name) come before the
     dataset and the model are loaded, so a typo fails in milliseconds. Statistics
     computed on other data than the run trained on are refused unless
-    `allow_foreign_statistics` (None: the ALPHABRAIN_ALLOW_FOREIGN_STATISTICS=1 environment).
+    `allow_foreign_statistics`.
     """
     import torch
 
@@ -127,8 +125,6 @@ def load_run_model(
                          [f"datasets.vla_data.dataset_statistics={run.statistics_file}"])
     spec = run.read_policy_spec() or _policy_spec_from_dataset(cfg, run.path)
     stats = load_dataset_statistics(run.statistics_file, spec["embodiments"])
-    if allow_foreign_statistics is None:
-        allow_foreign_statistics = os.environ.get(ALLOW_FOREIGN_STATISTICS_ENV) == "1"
     run.check_statistics(allow_foreign_statistics, stats, spec)
     emb = _pick_embodiment(stats, list(spec["embodiments"]), embodiment, run.statistics_file)
     data_spec = spec["data_spec"]

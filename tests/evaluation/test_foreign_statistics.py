@@ -18,7 +18,6 @@ from AlphaBrain.dataloader.fingerprint import FINGERPRINT_KEY, short
 from AlphaBrain.deployment import policy_server
 from AlphaBrain.deployment.policy import load_policy
 from AlphaBrain.evaluation import cl_eval
-from AlphaBrain.runs import ALLOW_FOREIGN_STATISTICS_ENV
 from AlphaBrain.streams import statistics_cli
 from AlphaBrain.utils.errors import DatasetError
 
@@ -69,8 +68,7 @@ def test_statistics_command_and_training_agree_on_the_fingerprint(runs):
     assert fingerprints(runs["foreign"])[1] != recorded
 
 
-def test_cl_eval_refuses_foreign_statistics_and_allows_them_when_asked(runs, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv(ALLOW_FOREIGN_STATISTICS_ENV, raising=False)
+def test_cl_eval_refuses_foreign_statistics_and_allows_them_when_asked(runs, tmp_path, capsys):
     base = ["--run-root", str(runs["foreign"].parent), "--suite", "synthetic_push3", "--trials", "1", "--last-only",
             "--max-steps", "2"]
     assert cl_eval.main(["--run-id", "foreign", *base, "--output-base", str(tmp_path / "a")]) == 2
@@ -94,8 +92,7 @@ def test_run_cl_eval_sh_passes_the_flag_on(tmp_path):
     assert proc.returncode == 0 and proc.stdout.split()[-1] == "--allow-foreign-statistics", proc
 
 
-def test_policy_server_refuses_foreign_statistics(runs, capsys, monkeypatch):
-    monkeypatch.delenv(ALLOW_FOREIGN_STATISTICS_ENV, raising=False)
+def test_policy_server_refuses_foreign_statistics(runs, capsys):
     assert policy_server.main(["--run-dir", str(runs["foreign"]), "--port", "0"]) == 2
     assert_refusal(capsys.readouterr().err, runs["foreign"])
     with pytest.raises(DatasetError):
@@ -118,8 +115,7 @@ def test_training_refuses_a_given_statistics_file_of_other_data(runs, tmp_path):
     dry_run("datasets.vla_data.allow_foreign_statistics=true")
 
 
-def test_runs_and_statistics_from_before_fingerprints_load_with_one_note(runs, capsys, monkeypatch):
-    monkeypatch.delenv(ALLOW_FOREIGN_STATISTICS_ENV, raising=False)
+def test_runs_and_statistics_from_before_fingerprints_load_with_one_note(runs, capsys):
     old = runs["old"]
     spec = json.loads((old / "policy_spec.json").read_text())
     del spec["data_fingerprints"]
