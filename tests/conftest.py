@@ -7,10 +7,22 @@ from pathlib import Path
 
 import pytest
 
-# Tests run on CPU with a fixed thread count so results (and bitwise resume checks) are stable.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Tests run on CPU with a fixed thread count so results (and bitwise resume checks) are stable; under
+# pytest-xdist (scripts/run_tests.sh) every worker is one of the cores already.
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Session fixtures that take minutes to build: under pytest-xdist (--dist loadgroup) every test that uses one
+# runs on the same worker, so it is built once.
+EXPENSIVE_FIXTURES = {"libero_mini_data_dir": "libero_mini"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, group in EXPENSIVE_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
