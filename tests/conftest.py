@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPENSIVE_FIXTURES = {"libero_mini_data_dir": "libero_mini"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the marker into the scheduling group
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for fixture, group in EXPENSIVE_FIXTURES.items():
