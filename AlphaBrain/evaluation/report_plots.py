@@ -42,8 +42,9 @@ def plot_training_loss(records: Sequence[dict], out_png: str | os.PathLike) -> N
     for k in positions:
         rows = [r for r in records if int(r["task"]) == k]
         name = rows[0].get("task_name") or f"task {k}"
+        # Markers while the points are few: a short run logs one loss per task, which a bare line hides.
         ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], linewidth=1.2, color=colors[k],
-                label=f"T{k}: {short_name(str(name), 24)}")
+                marker="o" if len(rows) < 40 else None, markersize=3, label=f"T{k}: {short_name(str(name), 24)}")
     ax.set_xlabel("global optimizer step")
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
