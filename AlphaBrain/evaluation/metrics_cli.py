@@ -13,7 +13,7 @@ Examples (from the repository root; `alphabrain-metrics` and
   alphabrain-metrics results/eval_cl/<run_id> --json > metrics.json
   alphabrain-metrics results/eval_cl/er_seed0 --seeds results/eval_cl/er_seed1 results/eval_cl/er_seed2
   alphabrain-metrics results/eval_cl/<run_id> --report results/eval_cl/<run_id>/report.html
-  alphabrain-metrics results/eval_cl/er_seed0 --seeds results/eval_cl/er_seed1 results/eval_cl/mir_seed0 \
+  alphabrain-metrics results/eval_cl/er_seed0 --seeds results/eval_cl/er_seed1 results/eval_cl/mir_seed0 \\
       results/eval_cl/mir_seed1 --report compare.html
 """
 

@@ -49,8 +49,8 @@ def test_plan_has_start_mid_and_end_points(curve_run):
     order = RunDir(curve_run).stream_task_names()
     plan, notes = plan_curve(curve_run, order)
     assert notes == []
-    assert [[p.kind for p in points] for points in plan] == [["mid", "end"], ["start", "mid", "end"]] * 1 + [
-        ["start", "mid", "end"]]
+    assert [[p.kind for p in points] for points in plan] == [["mid", "end"], ["start", "mid", "end"],
+                                                              ["start", "mid", "end"]]
     assert [[p.task_step for p in points] for points in plan] == [[2, 4], [0, 2, 4], [0, 2, 4]]
     assert plan[1][0].checkpoint == plan[0][-1].checkpoint  # task 1 starts where task 0 ended
     assert plan[2][1].checkpoint.startswith("mid_task/task_2_") and plan[2][1].global_step == 10
@@ -146,3 +146,21 @@ def test_metrics_cli_says_why_curve_metrics_are_null(tmp_path, capsys):
     assert metrics_cli.main([str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "run_cl_eval.sh --curve" in text and "NBT     40.0 pp" in text
+    (tmp_path / "curve.json").write_text("{")  # cut short
+    assert metrics_cli.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "curve.json" in err[0] and "--curve" in err[0]
+
+
+def test_curve_is_shardable_and_resumable(curve_run, curve_eval, tmp_path, monkeypatch):
+    from AlphaBrain.evaluation import cl_eval
+
+    out, whole = curve_eval
+    first = evaluate_run(curve_run, "synthetic_push3", trials=1, out_dir=tmp_path / "s", curve=True, shard=(0, 2))
+    assert first["matrix"] is None and any(c.startswith("mid_task/") for c, _ in first["missing"])
+    evaluate_run(curve_run, "synthetic_push3", trials=1, out_dir=tmp_path / "s", curve=True, shard=(1, 2))
+    assert json.loads((tmp_path / "s" / "curve.json").read_text()) == json.loads((out / "curve.json").read_text())
+    ran = []
+    monkeypatch.setattr(cl_eval, "evaluate_cell", lambda job: ran.append(job) or {})
+    again = evaluate_run(curve_run, "synthetic_push3", trials=1, out_dir=out, curve=True)
+    assert ran == [] and again["metrics"] == whole["metrics"]
