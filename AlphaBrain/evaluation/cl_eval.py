@@ -1,13 +1,14 @@
 """Evaluate a continual-learning run in simulation: every task checkpoint on every task of a suite.
 
     python -m AlphaBrain.evaluation.cl_eval --run-id <run_id> --suite metaworld_cl5 --trials 10 [--last-only]
-        [--envs-per-worker M] [--shard K/N | --merge-only]
+        [--envs-per-worker M] [--curve] [--shard K/N | --merge-only]
 
 Output, under --output-base (default results/eval_cl/<run_id>/):
     <checkpoint>/eval.log, <checkpoint>/results.json (per task: success rate, trials, seeds)
     <checkpoint>/cells/<task>.json (one per cell: its results.json entry and the parameters)
     <checkpoint>/server.log (policy-server mode)
     matrix.json, metrics.json, matrix.png
+    curve.json (--curve: each task's learning curve on that task, from its mid-task checkpoints; curve.py)
 Re-running skips the cells already evaluated with the same --trials, --max-steps and suite.
 
 Several machines (Slurm job arrays): `--shard K/N` evaluates only shard K's share of the
@@ -33,6 +34,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from AlphaBrain.evaluation.batched_rollout import evaluate_cells, group_cells
+from AlphaBrain.evaluation.curve import build_curve, curve_cells, matching_curve, plan_curve, write_curve
 from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
 from AlphaBrain.evaluation.shards import (
     UNSHARDED, CellParams, Shard, cell_path, cell_reusable, log_name, missing_message, read_cell, results_entry,
@@ -86,7 +88,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
                  replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None,
                  shard: Shard = UNSHARDED, merge_only: bool = False, envs_per_worker: int = 1,
-                 allow_foreign_statistics: bool = False) -> dict:
+                 allow_foreign_statistics: bool = False, curve: bool = False) -> dict:
     """Evaluate this shard's cells, then assemble the matrix if every cell file is there.
 
     `envs_per_worker` > 1: each worker steps that many environments in lockstep and asks the
@@ -96,6 +98,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
     (checkpoint, task) cells still to come from other shards) when the evaluation is not complete.
     `merge_only` evaluates nothing and raises a UserError naming the missing cells.
     Statistics computed on other data than the run trained on are refused unless `allow_foreign_statistics`.
+    `curve` also evaluates each task's learning curve on that task (curve.py) and writes curve.json;
+    the result then has "curve_notes", why some tasks' curves are short or missing.
     """
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.evaluation.servers import pick_ports
@@ -122,6 +126,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         )
     params = CellParams(suite_name, trials, max_steps)
     order = [(checkpoint, t.name) for checkpoint in checkpoints for t in suite.tasks]
+    plan, notes = plan_curve(run_dir, train_order) if curve else ([], [])
+    order += [cell for cell in dict.fromkeys(curve_cells(plan, train_order)) if cell not in set(order)]
     mine = {order[i] for i in shard_range(len(order), shard)}
     if not merge_only and mine:
         if RunDir(run_dir).statistics_file.is_file():
@@ -136,7 +142,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         out_dir.mkdir(parents=True, exist_ok=True)
         initargs = (str(run_dir), suite_name, mode, ports, replan_every)
         with make_pool(workers, initargs, python=python, log=out_dir / log_name("workers", shard)) as pool:
-            for checkpoint in checkpoints:
+            for checkpoint in dict.fromkeys(c for c, _ in order):  # task ends, then the curves' mid-task points
                 tasks = [i for i, t in enumerate(suite.tasks) if (checkpoint, t.name) in mine]
                 if not tasks:
                     continue
@@ -150,19 +156,22 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         if merge_only:
             counts = {shard[1]} if shard != UNSHARDED else shard_counts(out_dir, order)
             raise UserError(missing_message(out_dir, order, missing, counts.pop() if len(counts) == 1 else None))
-        return {"matrix": None, "metrics": None, "missing": [order[i] for i in missing]}
+        return {"matrix": None, "metrics": None, "missing": [order[i] for i in missing], "curve_notes": notes}
     matrix = {
         "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
         "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": [],
         "trials": trials, "last_only": last_only,
         **({"max_steps": max_steps} if max_steps else {}),
     }
-    return assemble(matrix, dict(zip(order, cells)), out_dir)
+    return {**assemble(matrix, dict(zip(order, cells)), out_dir, (plan, notes) if curve else None),
+            "curve_notes": notes}
 
 
-def assemble(matrix: dict, cells: dict, out_dir: Path) -> dict:
+def assemble(matrix: dict, cells: dict, out_dir: Path, curve_plan: Optional[tuple] = None) -> dict:
     """Write every checkpoint's results.json and matrix.json, metrics.json, matrix.png from the cell files.
 
+    `curve_plan` = (plan, notes) of plan_curve: curve.json is written too. Without it, a curve.json
+    of an earlier --curve evaluation with the same suite and trials still feeds metrics.json.
     Idempotent: shards that assemble at the same time write the same content (each file atomically).
     """
     from AlphaBrain.evaluation.matrix import load_matrix, metrics_json, write_matrix
@@ -174,7 +183,9 @@ def assemble(matrix: dict, cells: dict, out_dir: Path) -> dict:
         matrix["success"].append([results[task].get("success_rate") for task in matrix["eval_tasks"]])
     write_matrix(out_dir / "matrix.json", matrix)
     loaded = load_matrix(out_dir / "matrix.json")
-    metrics = metrics_json(loaded)
+    if curve_plan is not None:
+        write_curve(out_dir, build_curve(*curve_plan, cells, matrix))
+    metrics = metrics_json(loaded, matching_curve(out_dir, matrix))
     atomic_write_json(out_dir / "metrics.json", metrics)
     plot_matrix_heatmap(loaded, out_dir / "matrix.png", title=f"{matrix['run_id']} on {matrix['suite']}")
     return {"matrix": matrix, "metrics": metrics, "missing": []}
@@ -296,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int_arg(1), default=10, help="episodes per task and checkpoint (default 10)")
     p.add_argument("--workers", type=int_arg(1), default=1, help="parallel rollout processes (default 1)")
     p.add_argument("--last-only", action="store_true", help="evaluate only the final task checkpoint")
+    p.add_argument("--curve", action="store_true",
+                   help="also evaluate each task's learning curve on that task (previous task end, its mid-task "
+                        "checkpoints, its end) into curve.json, for LIBERO's FWT and AUC; needs a run trained with "
+                        "trainer.save_interval=N trainer.keep_last=0")
     p.add_argument("--output-base", default=None, help="results root (default results/eval_cl/<run_id>)")
     p.add_argument("--server", action="store_true", help="talk to the policy through one policy server per worker")
     p.add_argument("--port-base", type=int_arg(1, 65535), default=5694,
@@ -340,8 +355,10 @@ def _main(args: argparse.Namespace) -> int:
                           mode="server" if args.server else "inprocess", port_base=args.port_base,
                           replan_every=args.replan_every, cache_merged=args.cache_merged,
                           max_steps=args.max_steps, shard=args.shard, merge_only=args.merge_only,
-                          envs_per_worker=args.envs_per_worker,
+                          envs_per_worker=args.envs_per_worker, curve=args.curve,
                           allow_foreign_statistics=args.allow_foreign_statistics)
+    for note in result["curve_notes"]:
+        print(f"note: learning curve: {note}", file=sys.stderr)
     if result["matrix"] is None:
         missing = result["missing"]
         print(f"[eval] shard {shard_label(args.shard)} done; {len(missing)} cell(s) still to come from other shards "
@@ -349,7 +366,8 @@ def _main(args: argparse.Namespace) -> int:
               f"(or run --merge-only once all have finished)")
         return 0
     print_summary(result["matrix"], result["metrics"])
-    print(f"[eval] wrote {out / 'matrix.json'}, {out / 'metrics.json'}, {out / 'matrix.png'}")
+    print(f"[eval] wrote {out / 'matrix.json'}, {out / 'metrics.json'}, {out / 'matrix.png'}"
+          + (f", {out / 'curve.json'}" if args.curve else ""))
     return 0
 
 

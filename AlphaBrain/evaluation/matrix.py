@@ -106,10 +106,17 @@ def final_row(m: SuccessMatrix) -> Optional[np.ndarray]:
     return m.success[m.row_positions.index(m.num_tasks - 1)]
 
 
-def metrics_json(m: MatrixLike) -> dict:
-    """What goes into metrics.json: the metrics as fractions (or null), then the matrix's shape and task lists."""
+def metrics_json(m: MatrixLike, curve: Optional[dict] = None) -> dict:
+    """What goes into metrics.json: the metrics as fractions (or null), then the matrix's shape and task lists.
+
+    `curve` is the evaluation's curve.json content (see curve.py): it gives LIBERO's FWT and AUC.
+    """
+    from AlphaBrain.evaluation.curve import curve_values
+
     m = as_matrix(m)
-    out = M.compute_metrics(train_order_matrix(m), train_order_initial(m))
+    initial = None if m.initial is None else {n: float(v) for n, v in zip(m.eval_tasks, m.initial) if not math.isnan(v)}
+    curves = curve_values(curve, list(m.train_order), initial)
+    out = M.compute_metrics(train_order_matrix(m), train_order_initial(m), curves)
     last = final_row(m)
     extra = {}
     for name in m.extra_eval_tasks:
@@ -124,6 +131,7 @@ def metrics_json(m: MatrixLike) -> dict:
         train_order=list(m.train_order),
         extra_eval_tasks=extra,
         missing_eval_tasks=m.missing_eval_tasks,
+        has_curve=curves is not None,
     )
     return out
 
@@ -220,10 +228,10 @@ def _dump_matrix(data: dict) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def write_metrics(path: str | os.PathLike, m: MatrixLike) -> Path:
-    """Atomically write `metrics_json(m)` to `path` (a .json file, or a dir that gets metrics.json)."""
+def write_metrics(path: str | os.PathLike, m: MatrixLike, curve: Optional[dict] = None) -> Path:
+    """Atomically write `metrics_json(m, curve)` to `path` (a .json file, or a dir that gets metrics.json)."""
     file = _matrix_file(path, METRICS_FILE)
-    atomic_write_json(file, metrics_json(m))
+    atomic_write_json(file, metrics_json(m, curve))
     return file
 
 

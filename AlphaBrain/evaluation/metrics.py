@@ -30,7 +30,26 @@ SCALAR_METRICS: tuple[str, ...] = (
     "diagonal_mean",
     "zero_shot_next",
     "forward_transfer",
+    "nbt",
+    "fwt_libero",
+    "auc_libero",
 )
+
+
+# label, unit ("%" = level, "pp" = difference), what it means
+DESCRIPTIONS = {
+    "asr": ("ASR", "%", "mean success of the final checkpoint over the tasks it was evaluated on"),
+    "bwt": ("BWT", "pp", "final minus right-after-training success on earlier tasks; < 0 means forgetting"),
+    "forgetting": ("F", "pp", "drop from each earlier task's best success to its final one; 0 = peaks kept"),
+    "average_accuracy": ("A_T", "%", "final checkpoint's mean over all tasks (— if one was not evaluated)"),
+    "average_incremental_accuracy": ("AIA", "%", "mean over checkpoints of the mean success on the tasks seen so far"),
+    "diagonal_mean": ("Diag", "%", "mean success on each task right after training on it"),
+    "zero_shot_next": ("Next", "%", "mean success on each task just before training on it"),
+    "forward_transfer": ("FWT", "pp", "Next minus the untrained policy's success; > 0 = earlier tasks helped"),
+    "nbt": ("NBT", "pp", "LIBERO: mean drop from right-after-training to every later checkpoint; > 0 = forgetting"),
+    "fwt_libero": ("FWT_L", "%", "LIBERO: mean success along each task's own learning curve (how fast it is learned)"),
+    "auc_libero": ("AUC_L", "%", "LIBERO: learning-curve mean and later success of each task, averaged"),
+}
 
 
 def _square(a) -> np.ndarray:
@@ -157,10 +176,94 @@ def forward_transfer(a, initial: Optional[Sequence[Optional[float]]] = None) -> 
     return _mean_if_complete(arr[idx - 1, idx] - b[idx])
 
 
-def compute_metrics(a, initial: Optional[Sequence[Optional[float]]] = None) -> dict:
+def nbt(a) -> Optional[float]:
+    """Negative backward transfer (LIBERO, Liu et al. 2023): 1/(T-1) sum_{k<T-1} NBT_k, with
+    NBT_k = 1/(T-1-k) sum_{tau=k+1}^{T-1} (a[k][k] - a[tau][k]).
+
+    Unlike BWT it averages the drop over every later checkpoint, not only the final one, and its
+    sign is flipped: > 0 = forgetting. The last task has no later checkpoint, so its empty term is
+    left out. None for T = 1 or when a needed cell (column k from row k down) is missing.
+    """
+    arr = _square(a)
+    t = arr.shape[0]
+    if t < 2:
+        return None
+    per_task = [arr[k, k] - arr[k + 1:, k] for k in range(t - 1)]
+    if any(np.isnan(drops).any() for drops in per_task):
+        return None
+    return float(np.mean([drops.mean() for drops in per_task]))
+
+
+Curve = Optional[Sequence[Optional[float]]]
+
+
+def held_at_peak(curve: Sequence[float]) -> np.ndarray:
+    """The curve with every point after its first maximum set to that maximum.
+
+    LIBERO keeps the checkpoint of the first best evaluation of a task and treats training as if it
+    had stopped there, so the later points of the curve count at the peak value.
+    """
+    values = np.asarray(curve, dtype=float)
+    peak = int(np.argmax(values))  # argmax returns the first maximum
+    values[peak:] = values[peak]
+    return values
+
+
+def fwt_libero_per_task(curves: Sequence[Curve]) -> list[Optional[float]]:
+    """FWT_k = 1/(m+1) sum_{e=0}^{m} c'_{k,e}: the mean of task k's learning curve held at its peak.
+
+    `curves[k]` = c_{k,0..m}, the success on task k at the evaluation points along its training
+    (see `held_at_peak`); None (or a missing point) gives None for that task.
+    """
+    out: list[Optional[float]] = []
+    for curve in curves:
+        values = None if curve is None else np.asarray(curve, dtype=float)
+        ok = values is not None and values.ndim == 1 and values.size > 0 and not np.isnan(values).any()
+        out.append(float(held_at_peak(values).mean()) if ok else None)
+    return out
+
+
+def fwt_libero(curves: Optional[Sequence[Curve]]) -> Optional[float]:
+    """Forward transfer as LIBERO defines it: 1/T sum_k FWT_k (see `fwt_libero_per_task`).
+
+    None without curves or when a task's curve is missing: a learning speed is never guessed.
+    """
+    if not curves:
+        return None
+    per_task = fwt_libero_per_task(curves)
+    return None if any(v is None for v in per_task) else float(np.mean(per_task))
+
+
+def auc_libero(a, curves: Optional[Sequence[Curve]]) -> Optional[float]:
+    """LIBERO's area under the success curve: 1/T sum_k AUC_k, with
+    AUC_k = 1/(T-k) (FWT_k + sum_{tau=k+1}^{T-1} a[tau][k]).
+
+    It joins how fast task k is learned (FWT_k) with how well it is kept afterwards. None without
+    curves, or when a task's curve or a cell below the diagonal is missing.
+    """
+    arr = _square(a)
+    t = arr.shape[0]
+    if not curves:
+        return None
+    if len(curves) != t:
+        raise ValueError(f"curves must have one entry per task ({t}), got {len(curves)}")
+    per_task = fwt_libero_per_task(curves)
+    aucs = []
+    for k, fwt_k in enumerate(per_task):
+        later = arr[k + 1:, k]
+        if fwt_k is None or np.isnan(later).any():
+            return None
+        aucs.append((fwt_k + later.sum()) / (t - k))
+    return float(np.mean(aucs))
+
+
+def compute_metrics(a, initial: Optional[Sequence[Optional[float]]] = None,
+                    curves: Optional[Sequence[Curve]] = None) -> dict:
     """Every metric of this module: the `SCALAR_METRICS` keys plus the `accuracy_over_time` curve.
 
-    Values are fractions (not percent) or None when the matrix cannot give them.
+    `curves[k]` is the learning curve of the k-th task of the train order (see `fwt_libero_per_task`);
+    without it FWT/AUC of LIBERO are None. Values are fractions (not percent) or None when the
+    matrix cannot give them.
     """
     arr = _square(a)
     return {
@@ -172,6 +275,9 @@ def compute_metrics(a, initial: Optional[Sequence[Optional[float]]] = None) -> d
         "diagonal_mean": diagonal_mean(arr),
         "zero_shot_next": zero_shot_next(arr),
         "forward_transfer": forward_transfer(arr, initial),
+        "nbt": nbt(arr),
+        "fwt_libero": fwt_libero(curves),
+        "auc_libero": auc_libero(arr, curves),
         "accuracy_over_time": accuracy_over_time(arr),
     }
 
@@ -202,3 +308,11 @@ def format_pp(v: Optional[float], signed: bool = False, digits: int = 1) -> str:
 
 def _no_negative_zero(x: float, digits: int) -> float:
     return round(x, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def format_value(key: str, v: Optional[float]) -> str:
+    """A metric as printed: levels in %, differences in pp (BWT and FWT with their sign)."""
+    unit = DESCRIPTIONS[key][1]
+    if unit == "%":
+        return format_percent(v)
+    return format_pp(v, signed=key in ("bwt", "forward_transfer"))

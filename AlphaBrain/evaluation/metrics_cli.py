@@ -1,7 +1,8 @@
 """Continual-learning metrics (ASR, BWT, forgetting, ...) of an evaluated success matrix.
 
 Reads results/eval_cl/<run_id>/matrix.json (or a matrix.json file), maps its columns to the
-training order by task name, and prints the metrics. A --last-only evaluation gives ASR only:
+training order by task name, and prints the metrics; curve.json beside it (run_cl_eval.sh --curve)
+adds LIBERO's FWT and AUC. A --last-only evaluation gives ASR only:
 BWT and forgetting need a row for every per-task checkpoint.
 
 Examples (from the repository root; `alphabrain-metrics` and
@@ -11,6 +12,9 @@ Examples (from the repository root; `alphabrain-metrics` and
       --show-matrix --plot results/eval_cl/<run_id>/heatmap.png
   alphabrain-metrics results/eval_cl/<run_id> --json > metrics.json
   alphabrain-metrics results/eval_cl/er_seed0 --seeds results/eval_cl/er_seed1 results/eval_cl/er_seed2
+  alphabrain-metrics results/eval_cl/<run_id> --report results/eval_cl/<run_id>/report.html
+  alphabrain-metrics results/eval_cl/er_seed0 --seeds results/eval_cl/er_seed1 results/eval_cl/mir_seed0 \\
+      results/eval_cl/mir_seed1 --report compare.html
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import sys
 from typing import Optional
 
+from AlphaBrain.evaluation.curve import matching_curve
 from AlphaBrain.evaluation.matrix import (
     SuccessMatrix,
     aggregate_runs,
@@ -27,21 +32,11 @@ from AlphaBrain.evaluation.matrix import (
     load_matrix,
     metrics_json,
 )
-from AlphaBrain.evaluation.metrics import SCALAR_METRICS, format_pp, format_percent
+from AlphaBrain.evaluation.metrics import DESCRIPTIONS, SCALAR_METRICS, format_percent, format_value
 from AlphaBrain.utils.cli import ArgumentParser, output_file, run_main
 from AlphaBrain.utils.errors import UserError
 
-# label, unit ("%" = level, "pp" = difference), what it means
-DESCRIPTIONS = {
-    "asr": ("ASR", "%", "mean success of the final checkpoint over the tasks it was evaluated on"),
-    "bwt": ("BWT", "pp", "final minus right-after-training success on earlier tasks; < 0 means forgetting"),
-    "forgetting": ("F", "pp", "drop from each earlier task's best success to its final one; 0 = peaks kept"),
-    "average_accuracy": ("A_T", "%", "final checkpoint's mean over all tasks (— if one was not evaluated)"),
-    "average_incremental_accuracy": ("AIA", "%", "mean over checkpoints of the mean success on the tasks seen so far"),
-    "diagonal_mean": ("Diag", "%", "mean success on each task right after training on it"),
-    "zero_shot_next": ("Next", "%", "mean success on each task just before training on it"),
-    "forward_transfer": ("FWT", "pp", "Next minus the untrained policy's success; > 0 = earlier tasks helped"),
-}
+CURVE_METRICS = ("fwt_libero", "auc_libero")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,18 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
                              "with --seeds: {\"runs\": [...], \"aggregate\": {...}}")
     parser.add_argument("--plot", metavar="PNG", type=output_file("heatmap.png"),
                         help="write the heatmap of the matrix (metrics in the title) to PNG")
+    parser.add_argument("--report", metavar="HTML", type=output_file("report.html"),
+                        help="write a self-contained HTML page: one run -> heatmap, accuracy over time, learning "
+                             "curves, training loss, metrics table and config; several runs (--seeds) -> a "
+                             "comparison of ASR / BWT / NBT per method (mean ± std over its seeds)")
+    parser.add_argument("--run-root", default="results/Checkpoints",
+                        help="where the runs live, for --report's training loss (metrics.jsonl) and config "
+                             "(default results/Checkpoints)")
     parser.add_argument("--seeds", nargs="+", metavar="DIR_OR_JSON", default=[],
                         help="more runs of the same setup (e.g. other seeds): report each and the mean ± std (n) "
                              "over all runs, the positional one included")
     return parser
 
 
-def _why_none(key: str, m: SuccessMatrix) -> str:
+def _why_none(key: str, m: SuccessMatrix, curve: Optional[dict] = None) -> str:
     t = m.num_tasks
     uses_final_row = ("asr", "average_accuracy", "bwt", "forgetting", "average_incremental_accuracy")
     if key in uses_final_row and t - 1 not in m.row_positions:
         return f"the final checkpoint (after T{t - 1}) was not evaluated"
-    if t < 2 and key in ("bwt", "forgetting", "zero_shot_next", "forward_transfer"):
+    if key in CURVE_METRICS and curve is None:
+        return "needs learning curves: run_cl_eval.sh --curve on a run trained with trainer.save_interval=N " \
+               "trainer.keep_last=0"
+    if key in CURVE_METRICS:
+        return "a task has no mid-task checkpoint, or a point or cell it needs was not evaluated"
+    if t < 2 and key in ("bwt", "forgetting", "zero_shot_next", "forward_transfer", "nbt"):
         return "needs at least 2 tasks"
     if key == "forward_transfer" and m.initial is None:
         return "needs the untrained policy's success (\"initial\" in matrix.json)"
@@ -81,14 +88,7 @@ def _why_none(key: str, m: SuccessMatrix) -> str:
     return "a cell it needs was not evaluated"
 
 
-def _value(key: str, v: Optional[float]) -> str:
-    unit = DESCRIPTIONS[key][1]
-    if unit == "%":
-        return format_percent(v)
-    return format_pp(v, signed=key in ("bwt", "forward_transfer"))
-
-
-def format_report(m: SuccessMatrix, metrics: dict) -> str:
+def format_report(m: SuccessMatrix, metrics: dict, curve: Optional[dict] = None) -> str:
     t = m.num_tasks
     kind = "last-only" if m.last_only else ("full" if m.num_checkpoints == t else "partial")
     head = m.run_id or "(no run_id)"
@@ -104,14 +104,16 @@ def format_report(m: SuccessMatrix, metrics: dict) -> str:
     for key in SCALAR_METRICS:
         label, _, meaning = DESCRIPTIONS[key]
         v = metrics[key]
-        note = meaning if v is not None else f"{meaning} [{_why_none(key, m)}]"
-        number, _, unit = _value(key, v).partition(" ")
+        note = meaning if v is not None else f"{meaning} [{_why_none(key, m, curve)}]"
+        number, _, unit = format_value(key, v).partition(" ")
         lines.append(f"  {label:<5}{number:>7} {unit:<2}  {note}")
-    curve = metrics["accuracy_over_time"]
-    if t > 1 and not m.last_only and any(v is not None for v in curve):
+    seen = metrics["accuracy_over_time"]
+    if t > 1 and not m.last_only and any(v is not None for v in seen):
         lines.append("  Seen-task success after each task: "
-                     + ", ".join(f"T{k} {'—' if v is None else f'{v * 100:.1f}'}" for k, v in enumerate(curve)))
+                     + ", ".join(f"T{k} {'—' if v is None else f'{v * 100:.1f}'}" for k, v in enumerate(seen)))
     lines.append("  % = success rate; pp = percentage points (a difference of success rates).")
+    for note in (curve or {}).get("notes") or []:
+        lines.append(f"  learning curve: {note}")
     if metrics["extra_eval_tasks"]:
         lines.append("Evaluated but not in the training stream (left out of every metric): "
                      + ", ".join(f"{n}: {format_percent(v)}" for n, v in metrics["extra_eval_tasks"].items()))
@@ -133,7 +135,7 @@ def format_aggregate(matrices: list[SuccessMatrix], runs: list[dict], agg: dict)
     keys = ("asr", "bwt", "forgetting")
     lines = [f"{len(runs)} runs", f"{'run':<{w}}" + "".join(f"{DESCRIPTIONS[k][0]:>11}" for k in keys)]
     for label, r in zip(labels, runs):
-        lines.append(f"{label:<{w}}" + "".join(f"{_value(k, r[k]):>11}" for k in keys))
+        lines.append(f"{label:<{w}}" + "".join(f"{format_value(k, r[k]):>11}" for k in keys))
     lines += ["", "mean ± std over the runs (n = runs that give the metric; std = sample std):"]
     for key in SCALAR_METRICS:
         label, unit, _ = DESCRIPTIONS[key]
@@ -162,7 +164,16 @@ def check_usage(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     sources = check_usage(args)
     matrices = [load_matrix(s) for s in sources]
-    runs = [metrics_json(m) for m in matrices]
+    curves = [matching_curve(s, m) for s, m in zip(sources, matrices)]
+    runs = [metrics_json(m, c) for m, c in zip(matrices, curves)]
+
+    if args.report:
+        from AlphaBrain.evaluation.report import write_comparison, write_run_report  # matplotlib only when needed
+
+        if len(matrices) == 1:
+            write_run_report(args.report, matrices[0], runs[0], curves[0], run_root=args.run_root)
+        else:
+            write_comparison(args.report, matrices, runs)
 
     if args.plot:
         from AlphaBrain.evaluation.plots import plot_matrix_heatmap  # matplotlib only when needed
@@ -176,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             if args.show_matrix:
                 print(format_matrix_table(matrices[0]))
                 print()
-            print(format_report(matrices[0], runs[0]))
+            print(format_report(matrices[0], runs[0], curves[0]))
     else:
         agg = aggregate_runs(runs)
         if args.json:
@@ -188,8 +199,9 @@ def run(args: argparse.Namespace) -> int:
                     print(format_matrix_table(m))
                     print()
             print(format_aggregate(matrices, runs, agg))
-    if args.plot:
-        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    for written in (args.plot, args.report):
+        if written:
+            print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -120,7 +120,7 @@ def missing_message(out_dir: Path, order: list[tuple[str, str]], missing: list[i
         ks = sorted({shard_of(i, len(order), n) for i in missing})
         owners = (f"owned by shard{'s' if len(ks) > 1 else ''} {', '.join(f'{k}/{n}' for k in ks)}: run "
                   f"{'them' if len(ks) > 1 else 'it'} with the same flags (--trials, --max-steps, --suite, "
-                  f"--last-only), then --merge-only again")
+                  f"--last-only, --curve), then --merge-only again")
     other = sum(cell_path(out_dir, *order[i]).exists() for i in missing)
     stale = f" ({other} of them have a cell file made with other --trials, --max-steps or suite)" if other else ""
     return f"{len(missing)} of {len(order)} cells are missing in {out_dir}{stale}: {shown}{more}; {owners}."

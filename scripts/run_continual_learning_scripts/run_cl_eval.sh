@@ -8,7 +8,7 @@ usage() {
   cat <<'USAGE'
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
-                      [--max-steps N] [--envs-per-worker M] [--shard K/N | --merge-only]
+                      [--max-steps N] [--envs-per-worker M] [--curve] [--shard K/N | --merge-only]
                       [--allow-foreign-statistics]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
@@ -25,6 +25,12 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
                       (a taken port is skipped with a note). Default: 5694
   --output-base PATH  Results root. Default: results/eval_cl/<run_id>
   --last-only         Evaluate only the final task checkpoint (ASR only; BWT/F need the full matrix)
+  --curve             Also evaluate each task's learning curve, on that task only: the previous task's
+                      end checkpoint (none for task 0), the task's mid-task checkpoints
+                      (checkpoints/mid_task/, written with trainer.save_interval=N) and its end.
+                      Writes curve.json; metrics.json then has LIBERO's FWT and AUC. trainer.keep_last
+                      (default 2) deletes old mid-task checkpoints: train with trainer.keep_last=0
+                      for a whole curve (the tasks whose points are missing are named)
   --server            Serve the policy over websocket (one server per worker) instead of in-process
   --max-steps N       Cap every episode at N steps: a quick pipeline check (success rates are then not
                       comparable with the suite's)
@@ -48,7 +54,8 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
 
 Re-running skips the (checkpoint, task) cells already evaluated with the same --trials, --max-steps
 and suite. Per checkpoint: <output-base>/<checkpoint>/{eval.log,server.log,results.json} and
-cells/<task>.json (one file per cell; a shard logs to eval.shard-K-of-N.log).
+cells/<task>.json (one file per cell; a shard logs to eval.shard-K-of-N.log); a mid-task point of
+--curve is <output-base>/mid_task/<prefix>/cells/<task>.json, resumed and sharded the same way.
 
 LIBERO runs headless (MUJOCO_GL=egl by default; osmesa also works). To simulate in another Python
 environment (your own LIBERO install), set LIBERO_PYTHON=/path/to/its/python (in .env): the workers
@@ -60,7 +67,7 @@ PROG="$0"  # as typed: usage errors name it, and so does the Python command it s
 die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=() ALLOW_FOREIGN=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=() ALLOW_FOREIGN=() CURVE=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -78,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --envs-per-worker) [[ $# -ge 2 ]] || usage_error "--envs-per-worker needs a value"; ENVS=(--envs-per-worker "$2"); shift 2 ;;
     --shard) [[ $# -ge 2 ]] || usage_error "--shard needs a value"; SHARD=(--shard "$2"); shift 2 ;;
     --merge-only) MERGE_ONLY=(--merge-only); shift ;;
+    --curve) CURVE=(--curve); shift ;;
     --allow-foreign-statistics) ALLOW_FOREIGN=(--allow-foreign-statistics); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown flag '$1'" ;;
@@ -107,4 +115,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
 ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}" \
-  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}" "${ALLOW_FOREIGN[@]}"
+  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}" "${ALLOW_FOREIGN[@]}" "${CURVE[@]}"

@@ -147,7 +147,7 @@ def test_last_only_gives_asr_and_nothing_that_needs_earlier_checkpoints():
 
 
 def test_compute_metrics_returns_plain_floats_or_none():
-    m = M.compute_metrics(np.array(FORGETS), initial=np.array([0.0, 0.05, 0.1]))
+    m = M.compute_metrics(np.array(FORGETS), initial=np.array([0.0, 0.05, 0.1]), curves=[[0.1, 0.9], [0.8], [0.7]])
     assert set(m) == set(M.SCALAR_METRICS) | {"accuracy_over_time"}
     for key in M.SCALAR_METRICS:
         assert type(m[key]) is float, key
@@ -177,3 +177,49 @@ def test_formatting():
     assert M.format_pp(0.02) == "2.0 pp"
     assert M.format_pp(-0.0001, signed=True) == "0.0 pp"  # no "-0.0"
     assert M.format_percent(None) == "—"
+
+
+# ---- LIBERO's NBT, FWT and AUC (Liu et al. 2023) ------------------------------------------------
+
+def test_nbt_averages_the_drop_over_every_later_checkpoint():
+    # task 0: a[0][0] = 0.9, later 0.5 and 0.3 -> ((0.9 - 0.5) + (0.9 - 0.3)) / 2 = 0.5
+    # task 1: a[1][1] = 0.8, later 0.6 -> 0.2; the last task has no later checkpoint
+    # NBT = (0.5 + 0.2) / 2 = 0.35 (BWT of the same matrix is -0.4: only the final row)
+    assert M.nbt(FORGETS) == approx(0.35)
+    assert M.nbt([[0.7]]) is None
+    holed = [row[:] for row in FORGETS]
+    holed[1][0] = NAN  # needed by task 0's term
+    assert M.nbt(holed) is None
+    holed = [row[:] for row in FORGETS]
+    holed[0][2] = NAN  # above the diagonal: not used
+    assert M.nbt(holed) == approx(0.35)
+
+
+def test_fwt_libero_holds_each_curve_at_its_first_peak():
+    # task 0: 0.2, 0.6, 0.4 -> peak 0.6 at point 1 -> 0.2, 0.6, 0.6 -> 1.4 / 3
+    # task 1: 0.1, 0.8, 0.8, 0.5 -> 0.1, 0.8, 0.8, 0.8 -> 2.5 / 4
+    # task 2: 0.0, 0.7 -> 0.7 / 2
+    curves = [[0.2, 0.6, 0.4], [0.1, 0.8, 0.8, 0.5], [0.0, 0.7]]
+    assert M.fwt_libero_per_task(curves) == [approx(1.4 / 3), approx(2.5 / 4), approx(0.35)]
+    assert M.fwt_libero(curves) == approx((1.4 / 3 + 2.5 / 4 + 0.35) / 3)
+    # AUC_k = (FWT_k + sum of column k below the diagonal) / (T - k), on FORGETS:
+    # k=0: (1.4/3 + 0.5 + 0.3) / 3; k=1: (0.625 + 0.6) / 2; k=2: 0.35 / 1
+    want = ((1.4 / 3 + 0.8) / 3 + (0.625 + 0.6) / 2 + 0.35) / 3
+    assert M.auc_libero(FORGETS, curves) == approx(want)
+    m = M.compute_metrics(FORGETS, curves=curves)
+    assert m["fwt_libero"] == approx((1.4 / 3 + 2.5 / 4 + 0.35) / 3) and m["auc_libero"] == approx(want)
+
+
+def test_fwt_and_auc_are_null_without_a_curve():
+    assert M.fwt_libero(None) is None and M.auc_libero(FORGETS, None) is None
+    m = M.compute_metrics(FORGETS)
+    assert m["fwt_libero"] is None and m["auc_libero"] is None and m["nbt"] == approx(0.35)
+    one_missing = [[0.2, 0.6], None, [0.0, 0.7]]  # task 1's mid-task checkpoints were pruned
+    assert M.fwt_libero_per_task(one_missing)[1] is None
+    assert M.fwt_libero(one_missing) is None and M.auc_libero(FORGETS, one_missing) is None
+    assert M.fwt_libero([[0.2, NAN], [0.1], [0.3]]) is None  # a point that was not evaluated
+    holed = [row[:] for row in FORGETS]
+    holed[2][0] = NAN
+    assert M.auc_libero(holed, [[0.2], [0.1], [0.3]]) is None
+    last_only = [[NAN] * 3, [NAN] * 3, [0.3, 0.6, 0.7]]
+    assert M.nbt(last_only) is None and M.bwt(last_only) is None
