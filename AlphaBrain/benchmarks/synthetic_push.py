@@ -36,25 +36,25 @@ class SyntheticPushEnv:
     def _phase(self, t: int) -> float:
         return (t + 0.5) / self.max_steps
 
-    def _obs(self) -> dict[str, Any]:
+    def _obs(self, draw: bool = True) -> dict[str, Any]:
         phase = self._phase(self._t)
         grip = float(phase >= 0.5)
         prev_grip = float(self._t > 0 and self._phase(self._t - 1) >= 0.5)
         cols = [self._pos[0], self._pos[1], phase, prev_grip]
         cols += [np.cos(2 * np.pi * phase * (j + 1) + self.k) for j in range(max(0, self.state_dim - 4))]
-        image = _render(self._pos[None], np.array([grip]), self._rgb, self.image_size, wrist=False)[0]
-        return {"images": [image], "state": np.asarray(cols[: self.state_dim], dtype=np.float32)}
+        images = [_render(self._pos[None], np.array([grip]), self._rgb, self.image_size, wrist=False)[0]] if draw else []
+        return {"images": images, "state": np.asarray(cols[: self.state_dim], dtype=np.float32)}
 
     def reset(self, seed: int) -> dict[str, Any]:
         self._start = np.random.default_rng(seed).uniform(0.3, 0.7, size=2)
         self._pos, self._t = self._start.copy(), 0
         return self._obs()
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool, bool]:
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[dict[str, Any], bool, bool]:
         self._pos = np.clip(self._pos + np.asarray(action, dtype=np.float64)[:2], 0.05, 0.95)
         self._t += 1
         success = float(np.dot(self._pos - self._start, self._direction)) >= SUCCESS_DISTANCE
-        return self._obs(), success, success or self._t >= self.max_steps
+        return self._obs(draw=render), success, success or self._t >= self.max_steps
 
     def close(self) -> None:
         pass

@@ -100,7 +100,8 @@ def run_lockstep(make_env, infer_many, cells: list[CellJob], envs: int, replan_e
                     s.queue = list(check_chunk(reply.get("actions"), action_dim)[:replan_every])
             still = []
             for s in active:
-                s.obs, success, finished = s.env.step(np.clip(s.queue.pop(0), -1.0, 1.0))
+                action = np.clip(s.queue.pop(0), -1.0, 1.0)
+                s.obs, success, finished = s.env.step(action, render=not s.queue)  # a frame only before a query
                 s.steps += 1
                 cell = cells[s.cell]
                 if success or finished or s.steps >= cell.max_steps:

@@ -64,7 +64,9 @@ def run_episode(env: Any, infer: Callable[[dict], dict], instruction: str, seed:
         if not queue:
             reply = infer({"images": obs["images"], "state": obs["state"], "prompt": instruction})
             queue = list(check_chunk(reply.get("actions"), action_dim)[:replan_every])
-        obs, success, done = env.step(np.clip(queue.pop(0), -1.0, 1.0))
+        action = np.clip(queue.pop(0), -1.0, 1.0)
+        # Only the frame before the next policy query is looked at: the others are not rendered.
+        obs, success, done = env.step(action, render=not queue)
         if success:
             return EpisodeResult(seed, True, step, time.perf_counter() - start)
         if done:

@@ -210,6 +210,30 @@ def test_same_seed_same_episode_and_skipped_frames_change_nothing(goal_env, monk
             np.testing.assert_array_equal(x, y)
 
 
+def test_steps_without_a_frame_change_nothing_but_the_frames(goal_env):
+    """Evaluation renders only the frame before a policy query (step(render=False) otherwise)."""
+    env = goal_env
+    actions = [np.array([0.3, -0.2, 0.1, 0.0, 0.0, 0.2, 1.0]), np.array([-0.1, 0.2, 0.0, 0.1, 0.0, 0.0, -1.0])] * 3
+
+    def episode(render_every):
+        env.reset(3)
+        out = []
+        for i, action in enumerate(actions, 1):
+            obs, success, done = env.step(action, render=i % render_every == 0)
+            out.append((obs, success, done))
+        return out
+
+    every, some = episode(1), episode(3)
+    for i, ((a, sa, da), (b, sb, db)) in enumerate(zip(every, some), 1):
+        np.testing.assert_array_equal(a["state"], b["state"])
+        assert (sa, da) == (sb, db)
+        if i % 3:
+            assert b["images"] == []
+        else:
+            for x, y in zip(a["images"], b["images"], strict=True):
+                np.testing.assert_array_equal(x, y)
+
+
 def test_step_limit_ends_the_episode(goal_env):
     from AlphaBrain.benchmarks.libero.env import LiberoEnv
 

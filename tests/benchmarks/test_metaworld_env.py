@@ -32,6 +32,34 @@ def _rollout(env, seed, steps):
     return np.stack(frames), np.stack(states)
 
 
+def test_steps_without_a_frame_change_nothing_but_the_frames():
+    """Evaluation renders only the frame before a policy query (step(render=False) otherwise)."""
+    from AlphaBrain.benchmarks.metaworld import expert_policy
+
+    env = _env("reach-v3", image_size=(32, 32))
+    try:
+        expert = expert_policy(env.env_name)
+
+        def episode(render_every):
+            obs = env.reset(5)
+            out = []
+            for i in range(1, 13):
+                obs, success, done = env.step(expert.get_action(obs["full_obs"]), render=i % render_every == 0)
+                out.append((obs, success, done))
+            return out
+
+        every, some = episode(1), episode(4)
+        for i, ((a, sa, da), (b, sb, db)) in enumerate(zip(every, some), 1):
+            np.testing.assert_array_equal(a["full_obs"], b["full_obs"])
+            assert (sa, da) == (sb, db)
+            if i % 4:
+                assert b["images"] == []
+            else:
+                np.testing.assert_array_equal(a["images"][0], b["images"][0])
+    finally:
+        env.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task_index", range(len(METAWORLD_STREAMS["metaworld_cl10"])))
 def test_expert_solves_every_cl10_task(task_index):

@@ -296,10 +296,12 @@ class LiberoEnv(ClosingEnv):
         self.raw_obs = raw_obs
         return self._obs(raw_obs)
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool, bool]:
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[dict[str, Any], bool, bool]:
         """One control step (action clipped to [-1, 1]); returns (obs, success, done).
 
         done = success or the step limit reached; after that, call reset().
+        `render=False`: robosuite's camera frames of this step are skipped and `obs["images"]` is
+        empty (a policy playing a chunk of actions only looks at the frame before its next query).
         """
         self._check_open()
         if not self._episode or self._steps >= self.max_steps:
@@ -308,13 +310,18 @@ class LiberoEnv(ClosingEnv):
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if action.shape != (ACTION_DIM,):
             raise ValueError(f"a LIBERO action has 7 values (6 delta eef pose + gripper), got shape {action.shape}")
-        raw_obs, _, done, _ = self._libero.step(action)
+        self._render_state.skip_frames = not render
+        try:
+            raw_obs, _, done, _ = self._libero.step(action)
+        finally:
+            self._render_state.skip_frames = False
         self._steps += 1
         self.raw_obs = raw_obs
         success = bool(done)  # LIBERO's step returns done = _check_success()
         # Stepping on after a success (to record a short tail) is allowed until the step limit.
         finished = success or self._steps >= self.max_steps
-        return self._obs(raw_obs), success, finished
+        obs = self._obs(raw_obs) if render else {"images": [], "state": state_from_raw(raw_obs)}
+        return obs, success, finished
 
     def check_success(self) -> bool:
         self._check_open()

@@ -253,11 +253,13 @@ class MetaWorldEnv(ClosingEnv):
         self._steps, self._done, self._last_seed = 0, False, seed
         return self._obs(full_obs)
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool, bool]:
+    def step(self, action: np.ndarray, render: bool = True) -> tuple[dict[str, Any], bool, bool]:
         """Execute one action (clipped to [-1, 1]); returns (obs, success, done).
 
         `done` = success or the step limit reached. Stepping on after a success (to record
         a short tail) is allowed until the step limit; after the limit, call reset().
+        `render=False` leaves `obs["images"]` empty: a frame costs ~20x the physics step, and a
+        policy that plays a chunk of actions looks only at the frame before its next query.
         """
         if self._env is None:
             raise RuntimeError("step() after close()")
@@ -273,7 +275,7 @@ class MetaWorldEnv(ClosingEnv):
         self._steps += 1
         success = bool(info.get("success", False))
         done = success or self._steps >= self.max_steps
-        return self._obs(full_obs), success, done
+        return self._obs(full_obs, render), success, done
 
     def render(self) -> np.ndarray:
         """The current camera image, uint8 [H, W, 3], right side up."""
@@ -299,9 +301,9 @@ class MetaWorldEnv(ClosingEnv):
 
     # ------------------------------------------------------------------ internals
 
-    def _obs(self, full_obs: np.ndarray) -> dict[str, Any]:
+    def _obs(self, full_obs: np.ndarray, render: bool = True) -> dict[str, Any]:
         full_obs = np.asarray(full_obs, dtype=np.float64)
-        images = [self._renderer.render(self._env.data)] if self._renderer is not None else []
+        images = [self._renderer.render(self._env.data)] if self._renderer is not None and render else []
         return {"images": images, "state": full_obs[:4].astype(np.float32), "full_obs": full_obs}
 
 
