@@ -1,4 +1,4 @@
-"""MIR: brute-force top-k by Δ, bitwise θ restore, gradient capture by hooks, config, state, a trainer run."""
+"""MIR: brute-force top-k by Δ, bitwise θ restore, gradient capture by hooks, per_step retrieval and its fill rule, config, state, a trainer run."""
 
 import copy
 import json
