@@ -8,9 +8,16 @@ its last task checkpoint, evaluation skips evaluated cells), so an interrupted
 benchmark continues where it stopped. Prints a table and writes it, with the
 per-run numbers, to `<out>/summary.{json,md}`.
 
+`--preset` picks named settings (quality_sweep.PRESETS); a flag given explicitly
+overrides the preset's value. `--sweep KEY=V1,V2,...` runs every method at every
+value and seed, prints one table per value and draws ASR against the value
+(`<out>/sweep_<key>.png`, tables in `<out>/sweep_<key>.md`).
+
     python bench/bench_cl_quality.py                                   # sequential, er, multitask x 3 seeds
     python bench/bench_cl_quality.py --methods all --seeds 0 1 2       # every registered method
     python bench/bench_cl_quality.py --steps 300 --trials 5 --seeds 0  # a quick look
+    python bench/bench_cl_quality.py --preset cl10_small_memory --methods sequential er mir multitask
+    python bench/bench_cl_quality.py --methods er mir --sweep continual_learning.algorithm.buffer_size_per_task=10,50,200
 """
 
 from __future__ import annotations
@@ -30,25 +37,43 @@ from AlphaBrain.evaluation.matrix import aggregate_runs, load_matrix, metrics_js
 from AlphaBrain.evaluation.metrics import format_percent, format_pp  # noqa: E402
 from AlphaBrain.training.continual_learning.algorithms import algorithm_names, get_algorithm_class  # noqa: E402
 from AlphaBrain.utils.atomic_io import atomic_write_text  # noqa: E402
+from bench.quality_sweep import (  # noqa: E402
+    DEFAULT_PRESET,
+    MEMORY_KEYS,
+    PRESETS,
+    parse_sweep,
+    plot_sweep,
+    resolve_settings,
+    run_id,
+    run_settings,
+    sweep_override,
+)
 
 SCRIPTS = REPO / "scripts" / "run_continual_learning_scripts"
 DEFAULT_METHODS = ["sequential", "er", "multitask"]
 # Every method in the zoo, lower bound first and upper bound last.
 ALL_ORDER = ["sequential", "er", "mir", "agem", "derpp", "ewc", "si", "lwf", "multitask"]
-# Memory settings shared by every method that has the key, so methods differ only in what they do with memory.
-SHARED_MEMORY = {"buffer_size_per_task": 200, "replay_batch_ratio": 0.4}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--suite", default="metaworld_cl5", help="built-in stream (default metaworld_cl5)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"named settings (default {DEFAULT_PRESET}); explicit flags below override them")
+    p.add_argument("--suite", default=None, help="built-in stream (preset's; cl5: metaworld_cl5)")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
                    help=f"CL algorithms, or 'all' (default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    p.add_argument("--steps", type=int, default=1000, help="steps per task (default 1000, as the default job)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--trials", type=int, default=10, help="rollouts per matrix cell (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="steps per task (preset's; cl5: 1000, as the default job)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (preset's; cl5: 64)")
+    p.add_argument("--trials", type=int, default=None, help="rollouts per matrix cell (preset's; cl5: 10)")
+    # Memory settings shared by every method that has the key, so methods differ only in what they do with memory.
+    p.add_argument("--buffer-size", dest="buffer_size_per_task", type=int, default=None,
+                   help="stored samples per task (preset's; cl5: 200)")
+    p.add_argument("--replay-ratio", dest="replay_batch_ratio", type=float, default=None,
+                   help="share of each batch replayed (preset's; cl5: 0.4)")
+    p.add_argument("--sweep", default=None, metavar="KEY=V1,V2,...",
+                   help="run every method at every value of one training override (memory keys set the shared memory)")
     p.add_argument("--workers", type=int, default=2, help="rollout worker processes (default 2)")
     p.add_argument("--out", default=None, help="summary folder (default results/bench_quality/<suite>_<steps>steps)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
@@ -61,12 +86,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     for m in args.methods:
         if m not in known:
             p.error(f"unknown method {m!r}; registered: {', '.join(known)}")
+    args.handled = {}  # run id -> record, for the runs this invocation has already run or planned
+    given = vars(args)
+    args.settings = resolve_settings(args.preset, given)
+    for key, value in args.settings.items():
+        setattr(args, key, value)
+    try:
+        args.sweep = parse_sweep(args.sweep) if args.sweep else None
+        if args.sweep and args.sweep.memory_key:
+            for value in args.sweep.values:  # a value the memory setting cannot take fails now, not mid-sweep
+                try:
+                    run_settings(args.settings, args.sweep, value, MEMORY_KEYS)
+                except ValueError:
+                    kind = type(args.settings[args.sweep.memory_key]).__name__
+                    raise ValueError(f"--sweep value {value!r} is not a valid {args.sweep.short} (an {kind})") from None
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
-def algo_overrides(method: str) -> list[str]:
-    keys = get_algorithm_class(method).HYPERPARAMETERS
-    return [f"continual_learning.algorithm.{k}={v}" for k, v in SHARED_MEMORY.items() if k in keys]
+def declared(method: str) -> set[str]:
+    return set(get_algorithm_class(method).HYPERPARAMETERS)
+
+
+def algo_overrides(method: str, settings: dict) -> list[str]:
+    keys = declared(method)
+    return [f"continual_learning.algorithm.{k}={settings[k]}" for k in MEMORY_KEYS if k in keys]
 
 
 def run_phase(cmd: list[str], log: Path, dry: bool) -> float:
@@ -81,25 +126,28 @@ def run_phase(cmd: list[str], log: Path, dry: bool) -> float:
     return time.perf_counter() - start
 
 
-def run_one(args, method: str, seed: int, dataset: str, out: Path) -> dict:
-    run_id = f"bench_{args.suite}_{args.steps}_{method}_s{seed}"
-    record_path = out / "runs" / f"{run_id}.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {"run_id": run_id, "seconds": {}}
-    log = out / "runs" / f"{run_id}.log"
+def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | None = None) -> dict:
+    settings = run_settings(args.settings, args.sweep, value, declared(method))
+    rid = run_id(settings, method, seed, declared(method), args.sweep, value)
+    if rid in args.handled:  # a method the swept key cannot change: one run serves every value
+        print(f"[{method} seed {seed}] {rid}: the run above (the swept key does not apply to {method})")
+        return args.handled[rid]
+    record_path = out / "runs" / f"{rid}.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"run_id": rid, "seconds": {}}
+    log = out / "runs" / f"{rid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    ckpts = REPO / "results" / "Checkpoints" / run_id / "checkpoints"
+    ckpts = REPO / "results" / "Checkpoints" / rid / "checkpoints"
     train = ["bash", str(SCRIPTS / "run_cl_train.sh"), "--model", "tiny", "--algo", method, "--dataset", dataset,
-             "--run-id", run_id]
+             "--run-id", rid]
     if ckpts.is_dir() and any(ckpts.glob("*_cl_state.json")):
         train.append("--resume")
     train += ["--", f"seed={seed}", f"continual_learning.steps_per_task={args.steps}",
               f"datasets.vla_data.per_device_batch_size={args.batch}",
-              f"continual_learning.replay.buffer_size_per_task={SHARED_MEMORY['buffer_size_per_task']}",
-              f"continual_learning.replay.replay_batch_ratio={SHARED_MEMORY['replay_batch_ratio']}",
-              *algo_overrides(method)]
-    evaluate = ["bash", str(SCRIPTS / "run_cl_eval.sh"), "--run-id", run_id, "--suite", args.suite,
+              *(f"continual_learning.replay.{k}={settings[k]}" for k in MEMORY_KEYS),
+              *algo_overrides(method, settings), *sweep_override(args.sweep, value, declared(method))]
+    evaluate = ["bash", str(SCRIPTS / "run_cl_eval.sh"), "--run-id", rid, "--suite", args.suite,
                 "--trials", str(args.trials), "--workers", str(args.workers)]
-    print(f"[{method} seed {seed}]", flush=True)
+    print(f"[{method} seed {seed}{'' if value is None else f', {args.sweep.key}={value}'}] {rid}", flush=True)
     for phase, cmd in (("train", train), ("eval", evaluate)):
         if phase in record["seconds"]:
             print(f"  {phase}: done earlier ({record['seconds'][phase]:.0f} s)")
@@ -109,23 +157,27 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path) -> dict:
             record["seconds"][phase] = seconds
             atomic_write_text(record_path, json.dumps(record, indent=2))
     if args.dry_run:
+        args.handled[rid] = record
         return record
-    record["metrics"] = metrics_json(load_matrix(REPO / "results" / "eval_cl" / run_id))
+    record["metrics"] = metrics_json(load_matrix(REPO / "results" / "eval_cl" / rid))
     atomic_write_text(record_path, json.dumps(record, indent=2))
+    args.handled[rid] = record
     return record
 
 
-def finished_records(args, out: Path) -> dict[str, list[dict]]:
-    """Records of the finished (method, seed) runs; the missing ones are named on stderr."""
+def finished_records(args, out: Path, value: str | None = None) -> dict[str, list[dict]]:
+    """Records of the finished (method, seed) runs at `value`; the missing ones are named on stderr."""
     records = {}
     for method in args.methods:
         for seed in args.seeds:
-            path = out / "runs" / f"bench_{args.suite}_{args.steps}_{method}_s{seed}.json"
+            settings = run_settings(args.settings, args.sweep, value, declared(method))
+            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value)}.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             if "metrics" in record:
                 records.setdefault(method, []).append(record)
             else:
-                print(f"missing: {method} seed {seed} (not finished)", file=sys.stderr)
+                print(f"missing: {method} seed {seed}{'' if value is None else f' at {value}'} (not finished)",
+                      file=sys.stderr)
     return records
 
 
@@ -137,9 +189,14 @@ def cell(agg: dict, key: str) -> str:
     return fmt(a["mean"]) + ("" if a["std"] is None else f" ± {format_pp(a['std'])[:-3]}")
 
 
-def summarize(args, records: dict[str, list[dict]]) -> str:
-    lines = [f"Suite {args.suite}, {args.steps} steps/task, batch {args.batch}, {args.trials} trials per cell, "
-             f"seeds {' '.join(map(str, args.seeds))}; memory {SHARED_MEMORY} where a method has it.", "",
+def summarize(args, records: dict[str, list[dict]], value: str | None = None) -> str:
+    memory = {k: args.settings[k] for k in MEMORY_KEYS}
+    if value is not None and args.sweep.memory_key:
+        memory[args.sweep.memory_key] = value
+    swept = "" if value is None else f"{args.sweep.key} = {value}; "
+    lines = [f"{swept}preset {args.preset}: suite {args.suite}, {args.steps} steps/task, batch {args.batch}, "
+             f"{args.trials} trials per cell, seeds {' '.join(map(str, args.seeds))}; memory {memory} where a method "
+             "has it.", "",
              "| method | seeds | ASR | BWT | F | diag | train s/run | eval s/run |", "|---|---|---|---|---|---|---|---|"]
     for method, runs in records.items():
         agg = aggregate_runs([r["metrics"] for r in runs])
@@ -155,7 +212,8 @@ def summarize(args, records: dict[str, list[dict]]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = Path(args.out or REPO / "results" / "bench_quality" / f"{args.suite}_{args.steps}steps")
+    folder = f"{args.suite}_{args.steps}steps" if args.preset == DEFAULT_PRESET else args.preset
+    out = Path(args.out or REPO / "results" / "bench_quality" / folder)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
@@ -166,20 +224,31 @@ def main(argv=None) -> int:
         run_phase([sys.executable, "-m", "AlphaBrain.benchmarks.metaworld.generate", "--stream", args.suite],
                   out / "demos.log", args.dry_run)
         print(f"  demos: {time.perf_counter() - start:.0f} s (cached after the first run)")
-    if args.summary_only:
-        records = finished_records(args, out)
-    else:
-        records = {m: [run_one(args, m, s, dataset, out) for s in args.seeds] for m in args.methods}
+    values = args.sweep.values if args.sweep else (None,)
+    records = {}
+    for value in values:
+        if args.summary_only:
+            records[value] = finished_records(args, out, value)
+        else:
+            # A method the swept key cannot change has one run id for every value: later values find it done.
+            records[value] = {m: [run_one(args, m, s, dataset, out, value) for s in args.seeds] for m in args.methods}
     if args.dry_run:
         return 0
-    table = summarize(args, records)
-    atomic_write_text(out / "summary.md", table + "\n")
-    atomic_write_text(out / "summary.json", json.dumps(
-        {"settings": {k: v for k, v in vars(args).items() if k != "dry_run"}, "shared_memory": SHARED_MEMORY,
-         "runs": records}, indent=2))
+    tables = "\n\n".join(summarize(args, records[v], v) for v in values)
+    name = f"sweep_{args.sweep.short}" if args.sweep else "summary"
+    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled")}
+    if args.sweep:
+        settings["sweep"] = {"key": args.sweep.key, "values": list(args.sweep.values)}
+    atomic_write_text(out / f"{name}.md", tables + "\n")
+    atomic_write_text(out / f"{name}.json", json.dumps(
+        {"settings": settings, "runs": records if args.sweep else records[None]}, indent=2))
     print()
-    print(table)
-    print(f"\nwrote {out / 'summary.md'} and summary.json")
+    print(tables)
+    written = [out / f"{name}.md", out / f"{name}.json"]
+    if args.sweep:
+        written.append(plot_sweep(args.sweep, records, out / f"{name}.png", f"preset {args.preset}, seeds "
+                                  f"{' '.join(map(str, args.seeds))}"))
+    print("\nwrote " + ", ".join(map(str, written)))
     return 0
 
 

@@ -77,11 +77,15 @@ def crash_at(trainer: ContinualVLATrainer, global_step: int) -> None:
     trainer.backend.optimizer_step = crashing
 
 
-@pytest.mark.parametrize("name", algorithm_names())
-def test_crash_inside_a_task_then_resume_is_bitwise_identical(name, make_config, synthetic_dataset, tmp_path):
-    full = ContinualVLATrainer(mid_config(make_config, tmp_path / "a", synthetic_dataset, name)).train()
+# Every registered algorithm at its test settings, plus the modes that change what an algorithm keeps between steps.
+MODES = [(name, ()) for name in algorithm_names()] + [("mir", ("continual_learning.algorithm.mir_mode=per_step",))]
 
-    trainer = ContinualVLATrainer(mid_config(make_config, tmp_path / "b", synthetic_dataset, name))
+
+@pytest.mark.parametrize("name,extra", MODES, ids=[n + "".join("-" + e.split("=")[1] for e in x) for n, x in MODES])
+def test_crash_inside_a_task_then_resume_is_bitwise_identical(name, extra, make_config, synthetic_dataset, tmp_path):
+    full = ContinualVLATrainer(mid_config(make_config, tmp_path / "a", synthetic_dataset, name, *extra)).train()
+
+    trainer = ContinualVLATrainer(mid_config(make_config, tmp_path / "b", synthetic_dataset, name, *extra))
     trainer.prepare_training()
     crash_at(trainer, 11)  # task 2 (position 1) runs global steps 7..12; its mid-task checkpoints are 8 and 10
     with pytest.raises(Crash):
@@ -90,7 +94,7 @@ def test_crash_inside_a_task_then_resume_is_bitwise_identical(name, make_config,
     assert [c.position for c in run.checkpoints()] == [0]
     assert [c.global_step for c in run.mid_task_checkpoints()] == [2, 4, 8, 10]
 
-    resumed = ContinualVLATrainer(mid_config(make_config, tmp_path / "b", synthetic_dataset, name,
+    resumed = ContinualVLATrainer(mid_config(make_config, tmp_path / "b", synthetic_dataset, name, *extra,
                                              "trainer.is_resume=true"))
     resumed.prepare_training()
     assert resumed.start_position == 1 and resumed.mid_task_resume.ckpt.global_step == 10

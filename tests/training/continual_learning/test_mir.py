@@ -1,4 +1,4 @@
-"""MIR: brute-force top-k by Δ, bitwise θ restore, gradient capture by hooks, config, state, a trainer run."""
+"""MIR: brute-force top-k by Δ, bitwise θ restore, gradient capture by hooks, per_step retrieval and its fill rule, config, state, a trainer run."""
 
 import copy
 import json
@@ -153,14 +153,79 @@ def test_replay_is_drawn_from_the_cache(tiny):
         assert all(s["task_id"] == 0 for s in replay)
 
 
-def test_replay_draws_with_replacement_when_the_cache_is_small(tiny):
+def test_replay_draws_with_replacement_when_the_cache_is_small_and_says_so_once(tiny, caplog):
     model, stream = tiny
     algo, _ = start_task_1(model, stream, mir_top_k=1, mir_refresh_interval=100)
     micro_step(algo, model, current_batch(stream))
     algo.after_backward(model)
-    mixed = algo.modify_batch(current_batch(stream, size=10), 1)  # 3 replay samples from a cache of 1
-    assert len(mixed) == 10
-    assert len({(s["episode_index"], s["frame_index"]) for s in mixed[7:]}) == 1
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            mixed = algo.modify_batch(current_batch(stream, size=10), 1)  # 3 replay samples from a cache of 1
+            assert len(mixed) == 10
+            assert len({(s["episode_index"], s["frame_index"]) for s in mixed[7:]}) == 1
+    assert [r.message for r in caplog.records if "with replacement" in r.message] == [
+        "MIR (amortized): each step replays 3 samples drawn with replacement from a cache of 1 (mir_top_k), so the "
+        "same samples repeat within a step; mir_mode=per_step replays distinct top-ranked samples."]
+
+
+def brute_force_delta(model, kept, candidates, lr):
+    """Δ of each candidate under a virtual step on the mean loss of `kept`, computed independently of MIR."""
+    virtual = copy.deepcopy(model)
+    loss = virtual.per_sample_action_loss(kept).mean()
+    grads = torch.autograd.grad(loss, list(virtual.parameters()), allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(virtual.parameters(), grads):
+            if g is not None:
+                p.sub_(lr * g)
+        return [float(virtual.per_sample_action_loss([c]) - model.per_sample_action_loss([c])) for c in candidates]
+
+
+def refs_of(samples):
+    return [(s["task_id"], (0, s["episode_index"], s["frame_index"])) for s in samples]
+
+
+def test_per_step_scores_every_step_and_replays_the_distinct_top_ranked(tiny):
+    model, stream = tiny
+    model.eval()  # no augmentation: a sample's loss does not depend on the rest of its batch
+    algo, ctx = start_task_1(model, stream, mir_mode="per_step", mir_virtual_lr=0.05, mir_top_k=8)
+    assert not any(p._backward_hooks for p in model.parameters())  # per_step needs no gradient hooks
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in range(3):
+        ctx.step = ctx.global_step = step
+        batch = current_batch(stream, 3 * step, size=10)  # n = round(10 * 0.3) = 3 replayed, 7 kept
+        mixed = algo.modify_batch(batch, 1)
+        assert mixed[:7] == batch[:7] and len(mixed) == 10
+        info = algo.last_refresh
+        assert info["step"] == step and len(set(info["candidates"])) == 8  # fresh candidates every step
+        delta = brute_force_delta(model, batch[:7], algo.buffer.decode(info["candidates"]), 0.05)
+        torch.testing.assert_close(torch.tensor(info["delta"]), torch.tensor(delta), rtol=1e-3, atol=1e-6)
+        ranked = sorted(range(8), key=lambda i: -delta[i])
+        assert delta[ranked[2]] - delta[ranked[3]] > 1e-5, "top-3 boundary too close to compare"
+        assert refs_of(mixed[7:]) == [info["candidates"][i] for i in ranked[:3]]  # top 3 by Δ, distinct
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert algo.cache == [] and algo.refresh_count == 3
+
+
+def test_per_step_with_a_small_top_k_fills_with_distinct_random_candidates(tiny, caplog):
+    model, stream = tiny
+    algo, ctx = start_task_1(model, stream, mir_mode="per_step", mir_candidate_size=2, mir_top_k=1)
+    with caplog.at_level(logging.WARNING):
+        for step in range(2):
+            ctx.step = ctx.global_step = step
+            mixed = algo.modify_batch(current_batch(stream, size=10), 1)
+            info = algo.last_refresh
+            # 3 candidates (raised from 2 to the replay count), the best one first, then the others in draw order.
+            assert len(info["candidates"]) == 3 and info["top"] == [max(range(3), key=lambda i: info["delta"][i])]
+            assert info["replayed"] == info["top"] + [i for i in range(3) if i not in info["top"]]
+            assert refs_of(mixed[7:]) == [info["candidates"][i] for i in info["replayed"]]
+            assert len(set(refs_of(mixed[7:]))) == 3
+    notices = [r.message for r in caplog.records if "MIR (per_step)" in r.message]
+    assert notices == [
+        "MIR (per_step): mir_candidate_size=2 < 3 replay samples per step; 3 candidates are drawn so that the "
+        "replayed samples are distinct.",
+        "MIR (per_step): mir_top_k=1 < 3 replay samples per step; each step replays the 1 top-ranked candidates and "
+        "2 other distinct candidates drawn uniformly."]
 
 
 def test_state_dict_round_trip_restores_the_cache_and_the_draws(tiny):
@@ -188,13 +253,15 @@ def test_config_validation_and_defaults(synthetic_dataset, tmp_path, make_config
                      ("mir_virtual_lr", float("nan")), ("mir_lora_only", "yes")):
         with pytest.raises(ConfigError, match=key):
             MIR.from_config({key: bad})
+    with pytest.raises(ConfigError, match=r"mir_mode must be one of amortized, per_step, got 'perstep'\. Did you mean"):
+        MIR.from_config({"mir_mode": "perstep"})
     assert MIR.DEFAULT_VIRTUAL_LR == 1e-4
     cfg = make_config(tmp_path, synthetic_dataset, "continual_learning.replay.enabled=false",
                       "continual_learning.algorithm.name=mir", "continual_learning.algorithm.mir_virtual_lr=null")
     algo = build_cl_algorithm(cfg)
     assert isinstance(algo, MIR) and algo.virtual_lr == 1e-4
     assert algo.hparams == {"buffer_size_per_task": 500, "replay_batch_ratio": 0.3, "balanced_sampling": False,
-                            "mir_refresh_interval": 200, "mir_candidate_size": 16, "mir_top_k": 8,
+                            "mir_mode": "amortized", "mir_refresh_interval": 200, "mir_candidate_size": 16, "mir_top_k": 8,
                             "mir_virtual_lr": 1e-4, "mir_lora_only": True}
 
 

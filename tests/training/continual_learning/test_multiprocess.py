@@ -59,11 +59,12 @@ def algorithm_overrides(name: str) -> list[str]:
     ]
 
 
-def launch(mode: str, name: str, make_config, dataset: Path, tmp_path: Path, env: dict | None = None) -> list[dict]:
+def launch(mode: str, name: str, make_config, dataset: Path, tmp_path: Path, env: dict | None = None,
+           extra: tuple[str, ...] = ()) -> list[dict]:
     """2 ranks of `_mp_worker.py` on the synthetic stream cut to 2 tasks x STEPS steps; each rank's record."""
     out, config = tmp_path / "ranks", tmp_path / "config.yaml"
     cfg = make_config(tmp_path / "runs", dataset, "continual_learning.task_sequence.num_tasks=2",
-                      *algorithm_overrides(name), steps=STEPS, run_id=name)
+                      *algorithm_overrides(name), *extra, steps=STEPS, run_id=name)
     config.write_text(config_to_yaml(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(WORKER), "--mode", mode, "--config", str(config), "--out", str(out)]
@@ -103,6 +104,15 @@ def test_trainer_two_processes_keep_ranks_identical(name, make_config, synthetic
     """The real trainer (DDP over gloo), 2 tasks x 3 steps: same parameters and state on both ranks."""
     ranks = launch("trainer", name, make_config, synthetic_dataset, tmp_path)
     assert_ranks_agree(ranks)
+
+
+@pytest.mark.slow
+def test_mir_per_step_two_processes_keep_ranks_identical(make_config, synthetic_dataset, tmp_path):
+    """MIR's per-step retrieval takes an extra backward on the unwrapped model: it must not desynchronise DDP."""
+    ranks = launch("trainer", "mir", make_config, synthetic_dataset, tmp_path,
+                   extra=("continual_learning.algorithm.mir_mode=per_step",))
+    assert_ranks_agree(ranks)
+    assert all(any(rank["replayed"][STEPS:]) for rank in ranks)
 
 
 @pytest.mark.slow

@@ -63,6 +63,14 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def check_choice(name: str, value: Any, choices: tuple[str, ...] = ()) -> str:
+    """One of the strings in `choices` (a mode switch)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{_key(name)} must be one of {', '.join(choices)}, got {value!r}."
+                          f"{did_you_mean(value, choices) if isinstance(value, str) else ''}")
+    return value
+
+
 def check_at_most(name: str, value: int, limit_name: str, limit: int, hint: str = "") -> None:
     """A hyperparameter bounded by another one: `value` <= `limit`."""
     if value > limit:

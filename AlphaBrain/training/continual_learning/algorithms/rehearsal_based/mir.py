@@ -1,29 +1,48 @@
-"""Maximally Interfered Retrieval (Aljundi et al., NeurIPS 2019, arXiv:1908.04742), amortized.
+"""Maximally Interfered Retrieval (Aljundi et al., NeurIPS 2019, arXiv:1908.04742), amortized or per step.
 
 Idea: replay the stored samples whose loss the coming update would raise the
 most, instead of uniformly drawn ones.
 
 Storage is ER's (this class derives from it): a per-task reservoir of sample
-references, filled at each task end, and the same batch mixing. What MIR adds is
-the choice of *which* stored samples are replayed. Every `mir_refresh_interval`
-optimizer steps (and as soon as replay starts, while nothing is cached):
+references, filled at each task end, and the same batch mixing (n =
+max(2, round(B * replay_batch_ratio)) samples of each batch are replay). What
+MIR adds is the choice of *which* stored samples are replayed. `mir_mode`
+selects how often candidates are scored and how replay slots are filled.
 
-  1. draw `mir_candidate_size` candidates uniformly from the buffer;
+Scoring (both modes):
+
+  1. draw candidates uniformly from the buffer;
   2. loss of each candidate at the current parameters, L(θ, c);
-  3. virtual SGD step θ_v = θ − η·g, g = the gradient of that step's
-     current-task batch (the step replays nothing, so g is the current task's);
+  3. virtual SGD step θ_v = θ − η·g, g = a gradient of current-task samples only;
   4. loss of each candidate at θ_v, L(θ_v, c); θ is then restored bitwise;
-  5. keep the `mir_top_k` candidates with the largest Δ = L(θ_v, c) − L(θ, c).
+  5. rank the candidates by Δ = L(θ_v, c) − L(θ, c), largest first.
 
-Until the next refresh every step's replay samples are drawn from that cache
-(with replacement when it holds fewer than a step needs); while it is empty
-(task 0, or no gradient could be captured) ER's uniform / balanced draw is used.
-The cache is emptied at each task end (the buffer gains a task that was never a
-candidate), so each task starts with a refresh at its first step.
-The paper scores fresh candidates at every step; refreshing every N steps costs
-two no-grad forwards of |C| samples per N steps instead of per step.
+`amortized` (the default, the seeds' recipe): every `mir_refresh_interval`
+optimizer steps (and as soon as replay starts, while nothing is cached) score
+`mir_candidate_size` candidates and cache the `mir_top_k` best. g is the
+gradient of that step's batch, which replays nothing. Until the next refresh
+every step's n replay samples are drawn from that cache, with replacement when
+n > mir_top_k (logged once: with the defaults 8 cached samples fill every
+step's replay slots). While the cache is empty (task 0, or no gradient could be
+captured) ER's uniform / balanced draw is used. The cache is emptied at each
+task end (the buffer gains a task that was never a candidate), so each task
+starts with a refresh at its first step.
 
-The gradient is captured with `Parameter.register_hook` during the trainer's own
+`per_step` (the paper's retrieval): every micro-batch scores fresh candidates
+and replays n DISTINCT ones. g is the gradient of the batch's current-task
+samples (the B − n it keeps), from one extra forward and backward of them
+(`torch.autograd.grad` on the unwrapped model: no `param.grad` is touched, no
+hooks are involved). max(mir_candidate_size, n) candidates are drawn (raised to
+n, logged once, so that n distinct ones exist). The replay slots take the
+top min(mir_top_k, n) candidates by Δ; when mir_top_k < n the remaining slots
+take the other candidates in their uniform draw order, i.e. uniformly random
+distinct stored samples (logged once). The replay share therefore stays ER's
+whatever top_k is. Replayed samples repeat only when the whole buffer holds
+fewer than the number of candidates (the uniform draw then repeats, as ER's).
+`mir_refresh_interval` is not used. Cost per step: one extra forward+backward
+of B − n samples and two no-grad forwards of the candidates.
+
+In `amortized` mode the gradient is captured with `Parameter.register_hook` during the trainer's own
 backward, never with an extra backward: hooks see the gradient before DDP
 reduces it or DeepSpeed ZeRO-2 moves it into its buffer (where `param.grad` is
 None afterwards). Hooks are installed in `on_task_start`, removed in
@@ -45,10 +64,13 @@ Steps are the trainer's: `self.ctx.global_step` (optimizer steps since the start
 of the run) schedules refreshes, `self.ctx.micro_batch` / `is_optimizer_step`
 mark the first and last micro-batch of a step.
 
-Stored (JSON, `_cl_state.json`): ER's buffer, the cached references, the global
-step of the last refresh and the cache-sampling RNG state, so a state restored
-mid-task replays exactly what the original would; at a task-end checkpoint the
-cache is empty, which keeps resumes exact on any number of processes.
+Stored (JSON, `_cl_state.json`): ER's buffer (with its sampling RNG, which draws
+the candidates), the cached references, the global step of the last refresh and
+the cache-sampling RNG state, so a state restored mid-task replays exactly what
+the original would; at a task-end checkpoint the cache is empty, which keeps
+resumes exact on any number of processes. `per_step` keeps no cache: its noise
+is seeded by (seed, rank, global step, micro-batch), its candidates come from
+the buffer's RNG.
 
 Multi-process: every rank holds the same buffer (see ER). Each rank draws its
 own candidates (the buffer's per-rank sampling RNG) and ranks them with its own
@@ -69,7 +91,8 @@ import torch
 
 from AlphaBrain.training.continual_learning.algorithms.base import CLContext
 from AlphaBrain.training.continual_learning.algorithms.distillation import autocast_of
-from AlphaBrain.training.continual_learning.algorithms.hparams import Param, check_at_most, check_bool, check_float, check_int
+from AlphaBrain.training.continual_learning.algorithms.hparams import (
+    Param, check_at_most, check_bool, check_choice, check_float, check_int)
 from AlphaBrain.training.continual_learning.algorithms.registry import register_algorithm
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based.er import ER, num_replay_samples
 from AlphaBrain.training.continual_learning.algorithms.rng import (
@@ -90,8 +113,10 @@ class MIR(ER):
     name = "mir"
     DEFAULT_VIRTUAL_LR = 1e-4
     LORA_MARKER = "lora_"
+    MODES = ("amortized", "per_step")
     HYPERPARAMETERS = {
         **ER.HYPERPARAMETERS,
+        "mir_mode": Param("amortized", check_choice, choices=MODES),
         "mir_refresh_interval": Param(200, check_int),
         "mir_candidate_size": Param(16, check_int),
         "mir_top_k": Param(8, check_int),
@@ -110,6 +135,7 @@ class MIR(ER):
         self.refresh_interval, self.candidate_size, self.top_k = (
             h["mir_refresh_interval"], h["mir_candidate_size"], h["mir_top_k"])
         self.virtual_lr, self.lora_only = h["mir_virtual_lr"], h["mir_lora_only"]
+        self.per_step = h["mir_mode"] == "per_step"
         # Persistent state (state_dict).
         self._cache: list[Ref] = []
         self._last_refresh: Optional[int] = None  # global step of the last refresh
@@ -121,6 +147,7 @@ class MIR(ER):
         self._grads: dict[str, torch.Tensor] = {}
         self._capturing = False
         self._logged_no_lora = False
+        self._logged: set[str] = set()            # one-time notices already given (see _notice)
         self.last_refresh: dict = {}              # candidates and their Δ, for logging and tests
         self.refresh_count, self.refresh_seconds = 0, 0.0  # this process's refreshes (not saved), for benchmarks
 
@@ -132,6 +159,8 @@ class MIR(ER):
         self._install_hooks(ctx.model)
 
     def modify_batch(self, batch: list[dict], task_id: int) -> list[dict]:
+        if self.per_step:
+            return self._per_step_batch(batch, task_id)
         if self.ctx.micro_batch == 0:  # first micro-batch of an optimizer step
             self._capturing = self._refresh_due()
             self._grads = {}
@@ -143,6 +172,10 @@ class MIR(ER):
         n = num_replay_samples(len(batch), self.replay_batch_ratio)
         if n == 0:
             return batch
+        if n > len(self._cache):
+            self._notice("repeats", "MIR (amortized): each step replays %d samples drawn with replacement from a cache "
+                         "of %d (mir_top_k), so the same samples repeat within a step; mir_mode=per_step replays "
+                         "distinct top-ranked samples.", n, len(self._cache))
         picks = self._rng.choice(len(self._cache), size=n, replace=n > len(self._cache))
         return batch[: len(batch) - n] + self.buffer.decode([self._cache[int(i)] for i in picks])
 
@@ -178,7 +211,8 @@ class MIR(ER):
                     )
             params = params or trainable
         self._model, self._params = model, params
-        self._handles = [p.register_hook(self._make_hook(n)) for n, p in params]
+        if not self.per_step:  # per_step computes its gradient itself (_current_gradient)
+            self._handles = [p.register_hook(self._make_hook(n)) for n, p in params]
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -215,19 +249,75 @@ class MIR(ER):
     def _refresh(self, model: torch.nn.Module) -> None:
         step = self._last_refresh = self.ctx.global_step
         pairs = [(p, self._grads[n]) for n, p in self._params if n in self._grads]
-        if not pairs:
-            return
         scale = 1.0
         scaler = getattr(self.ctx.accelerator, "scaler", None)
         if scaler is not None and scaler.is_enabled():
             scale = float(scaler.get_scale())  # fp16 loss scaling: hooks saw scaled gradients
-        if not bool(torch.stack([torch.isfinite(g).all() for _, g in pairs]).all()):  # one device sync
-            logger.warning("MIR: non-finite gradient at step %d; the replay cache is kept as it was.", step)
+        scored = self._score(model, pairs, scale, self.candidate_size, derive_seed(self.buffer.seed, self.rank, step))
+        if scored is None:
             return
+        refs, delta = scored
+        order = torch.argsort(delta, descending=True, stable=True)[: self.top_k].tolist()
+        self._cache = [refs[i] for i in order]
+        self.last_refresh = {"step": step, "candidates": refs, "delta": delta.tolist(), "top": order}
+
+    def _per_step_batch(self, batch: list[dict], task_id: int) -> list[dict]:
+        """The paper's retrieval: score fresh candidates against this batch's current-task gradient, replay n distinct."""
+        if self._model is None or not self._params or self.buffer.is_empty():
+            return super().modify_batch(batch, task_id)
+        n = num_replay_samples(len(batch), self.replay_batch_ratio)
+        if n == 0:
+            return batch
+        kept, model, step = batch[: len(batch) - n], self._model, self.ctx.global_step
+        seed = derive_seed(self.buffer.seed, self.rank, step, self.ctx.micro_batch)
+        if self.candidate_size < n:
+            self._notice("candidates", "MIR (per_step): mir_candidate_size=%d < %d replay samples per step; %d "
+                         "candidates are drawn so that the replayed samples are distinct.", self.candidate_size, n, n)
+        scored = self._score(model, self._current_gradient(model, kept, seed), 1.0, max(self.candidate_size, n), seed)
+        if scored is None:
+            return super().modify_batch(batch, task_id)
+        refs, delta = scored
+        top = min(self.top_k, n)
+        if top < n:
+            self._notice("fill", "MIR (per_step): mir_top_k=%d < %d replay samples per step; each step replays the %d "
+                         "top-ranked candidates and %d other distinct candidates drawn uniformly.", self.top_k, n, top,
+                         n - top)
+        ranked = torch.argsort(delta, descending=True, stable=True)[:top].tolist()
+        chosen = set(ranked)
+        # Candidates were drawn uniformly, so taking the unranked ones in draw order is a uniform distinct fill.
+        picks = ranked + [i for i in range(len(refs)) if i not in chosen][: n - top]
+        self.last_refresh = {"step": step, "candidates": refs, "delta": delta.tolist(), "top": ranked,
+                             "replayed": picks}
+        return kept + self.buffer.decode([refs[i] for i in picks])
+
+    def _current_gradient(self, model: torch.nn.Module, samples: list[dict], seed: int):
+        """(param, gradient) of the mean loss of `samples`, by autograd.grad: `param.grad` and the trainer's RNG untouched."""
+        params = [p for _, p in self._params]
+        saved_buffers = [b.detach().clone() for b in model.buffers()]
+        device = next(model.parameters()).device
+        try:
+            with seeded_torch_rng(seed, device):
+                with autocast_of(self.ctx.accelerator)():
+                    loss = model.per_sample_action_loss(samples).float().mean()
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+        finally:
+            with torch.no_grad():
+                for b, s in zip(model.buffers(), saved_buffers):
+                    b.copy_(s)
+        return [(p, g) for p, g in zip(params, grads) if g is not None]
+
+    def _score(self, model: torch.nn.Module, pairs: list, scale: float, count: int, seed: int):
+        """(candidates, Δ per candidate) for `count` uniformly drawn candidates and the gradient `pairs`, or None."""
+        if not pairs:
+            return None
+        step = self.ctx.global_step
+        if not bool(torch.stack([torch.isfinite(g).all() for _, g in pairs]).all()):  # one device sync
+            logger.warning("MIR: non-finite gradient at step %d; no candidates scored (%s).", step,
+                           "uniform replay this step" if self.per_step else "the replay cache is kept as it was")
+            return None
         start = time.perf_counter()
-        refs = self.buffer.sample_refs(self.candidate_size)
+        refs = self.buffer.sample_refs(count)
         samples = self.buffer.decode(refs)
-        seed = derive_seed(self.buffer.seed, self.rank, step)
         before = self._losses(model, samples, seed)
         saved = [p.detach().clone() for p, _ in pairs]
         saved_buffers = [b.detach().clone() for b in model.buffers()]
@@ -242,12 +332,16 @@ class MIR(ER):
                     p.copy_(s)
                 for b, s in zip(model.buffers(), saved_buffers):
                     b.copy_(s)
-        delta = after - before
-        order = torch.argsort(delta, descending=True, stable=True)[: self.top_k].tolist()
-        self._cache = [refs[i] for i in order]
-        self.last_refresh = {"step": step, "candidates": refs, "delta": delta.tolist(), "top": order}
         self.refresh_count += 1
         self.refresh_seconds += time.perf_counter() - start
+        return refs, after - before
+
+    def _notice(self, key: str, message: str, *args: Any) -> None:
+        """Log `message` once per run (on rank 0): the setting it describes holds for every step."""
+        if key not in self._logged:
+            self._logged.add(key)
+            if self.rank == 0:
+                logger.warning(message, *args)
 
     def _losses(self, model: torch.nn.Module, samples: list[dict], seed: int) -> torch.Tensor:
         """Per-sample losses under no_grad, with torch's RNG seeded with `seed` (same noise on every call)."""
@@ -282,6 +376,7 @@ class MIR(ER):
 
     def __repr__(self) -> str:
         return (
-            f"MIR(refresh={self.refresh_interval}, candidates={self.candidate_size}, top_k={self.top_k}, "
+            f"MIR(mode={self.hparams['mir_mode']}, refresh={self.refresh_interval}, "
+            f"candidates={self.candidate_size}, top_k={self.top_k}, "
             f"virtual_lr={self.virtual_lr}, lora_only={self.lora_only})"
         )

@@ -1,0 +1,156 @@
+"""Presets and sweeps for bench_cl_quality.py: named benchmark settings, one swept override, ASR against the value.
+
+A preset fixes everything a comparison holds equal (stream, steps, batch, trials, memory). A sweep
+varies one override over a list of values; every (method, seed, value) is one run with its own
+run id, so an interrupted sweep resumes from the finished records. A method the swept key cannot
+affect (sequential under a memory sweep, a method that does not declare the swept algorithm key)
+is trained once and that run stands for every value: it draws as a flat line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Optional
+
+# The two memory settings every method with a memory shares (each key only where the method declares it).
+MEMORY_KEYS = ("buffer_size_per_task", "replay_batch_ratio")
+DEFAULT_PRESET = "cl5"
+PRESETS: dict[str, dict] = {
+    # The measured default of docs/benchmarks/quality.md. It saturates: ER and DER++ reach 100 % on every seed.
+    "cl5": {"suite": "metaworld_cl5", "steps": 1000, "batch": 64, "trials": 10,
+            "buffer_size_per_task": 200, "replay_batch_ratio": 0.4},
+    # Candidate non-saturated setting: twice the tasks, three of them a conflicting goal in a scene seen
+    # before, and 10 stored frames per task, so replay covers only a sliver of each task's states.
+    "cl10_small_memory": {"suite": "metaworld_cl10", "steps": 1000, "batch": 64, "trials": 10,
+                          "buffer_size_per_task": 10, "replay_batch_ratio": 0.4},
+}
+SETTINGS = tuple(PRESETS[DEFAULT_PRESET])
+# Run ids of the default preset carry no settings tag, so records written before presets existed stay valid.
+_TAG = {"batch": "b", "buffer_size_per_task": "m", "replay_batch_ratio": "r"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    key: str                  # a training override key, e.g. continual_learning.algorithm.buffer_size_per_task
+    values: tuple[str, ...]   # as given on the command line (passed to the override verbatim)
+
+    @property
+    def short(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+    @property
+    def memory_key(self) -> Optional[str]:
+        """The shared memory setting this key sets (for every method that has it), or None."""
+        forms = {self.short, f"continual_learning.algorithm.{self.short}", f"continual_learning.replay.{self.short}"}
+        return self.short if self.short in MEMORY_KEYS and self.key in forms else None
+
+    def applies(self, declared: Iterable[str]) -> bool:
+        """Whether the swept key can change a method that declares the hyperparameters `declared`."""
+        if self.memory_key or self.key.startswith("continual_learning.algorithm."):
+            return self.short in set(declared)
+        return True  # a trainer / data / model key changes every method
+
+    def numeric(self) -> Optional[list[float]]:
+        try:
+            return [float(v) for v in self.values]
+        except ValueError:
+            return None
+
+
+def parse_sweep(text: str) -> Sweep:
+    """KEY=V1,V2,... -> Sweep; ValueError (one line, with an example) when malformed."""
+    key, sep, rest = text.partition("=")
+    values = tuple(v.strip() for v in rest.split(",") if v.strip())
+    if not sep or not key.strip() or not values:
+        raise ValueError(f"--sweep must be KEY=V1,V2,... (e.g. continual_learning.algorithm.buffer_size_per_task="
+                         f"10,50,200), got {text!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"--sweep lists a value twice: {text!r}")
+    return Sweep(key.strip(), values)
+
+
+def resolve_settings(preset: str, given: Mapping[str, object]) -> dict:
+    """The preset's settings with every explicitly given (non-None) one laid over."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    return {k: (given[k] if given.get(k) is not None else v) for k, v in PRESETS[preset].items()}
+
+
+def run_settings(settings: Mapping, sweep: Optional[Sweep], value: Optional[str], declared: Iterable[str]) -> dict:
+    """The settings one run trains with: a memory sweep's value replaces the memory setting it names."""
+    out = dict(settings)
+    if sweep is not None and sweep.memory_key and sweep.applies(declared):
+        out[sweep.memory_key] = type(out[sweep.memory_key])(value)
+    return out
+
+
+def run_id(settings: Mapping, method: str, seed: int, declared: Iterable[str], sweep: Optional[Sweep] = None,
+           value: Optional[str] = None) -> str:
+    declared = set(declared)
+    default = PRESETS[DEFAULT_PRESET]
+    tag = ""
+    for key, letter in _TAG.items():
+        # Memory a method does not have cannot change its run: leave it out, so one run serves every memory.
+        if settings[key] != default[key] and (key not in MEMORY_KEYS or key in declared):
+            tag += f"_{letter}{settings[key]}"
+    if sweep is not None and not sweep.memory_key and sweep.applies(declared):
+        tag += f"_{sweep.short}{re.sub(r'[^A-Za-z0-9.-]', '-', value)}"
+    return f"bench_{settings['suite']}_{settings['steps']}{tag}_{method}_s{seed}"
+
+
+def sweep_override(sweep: Optional[Sweep], value: Optional[str], declared: Iterable[str]) -> list[str]:
+    """The extra training override of a run (memory sweeps go through the memory settings instead)."""
+    if sweep is None or sweep.memory_key or not sweep.applies(declared):
+        return []
+    return [f"{sweep.key}={value}"]
+
+
+def asr_series(records: Mapping[str, Mapping[str, list[dict]]]) -> dict[str, list[tuple[str, float, float]]]:
+    """method -> [(value, mean ASR, std or 0)] over the values with finished runs (ASR as a fraction)."""
+    from AlphaBrain.evaluation.matrix import aggregate_runs
+
+    series: dict[str, list] = {}
+    for value, by_method in records.items():
+        for method, runs in by_method.items():
+            asr = aggregate_runs([r["metrics"] for r in runs])["asr"] if runs else {"mean": None}
+            if asr["mean"] is not None:
+                series.setdefault(method, []).append((value, asr["mean"], asr.get("std") or 0.0))
+    return series
+
+
+def plot_sweep(sweep: Sweep, records: Mapping[str, Mapping[str, list[dict]]], path: Path, title: str = "") -> Path:
+    """ASR (mean ± std band over seeds) against the swept value, one line per method, as a PNG at `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numeric = sweep.numeric()
+    position = dict(zip(sweep.values, numeric or range(len(sweep.values))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, points in asr_series(records).items():
+        xs = [position[v] for v, _, _ in points]
+        mean = [100 * m for _, m, _ in points]
+        std = [100 * s for _, _, s in points]
+        (line,) = ax.plot(xs, mean, marker="o", label=method)
+        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=line.get_color(), alpha=0.2)
+    if numeric is None:
+        ax.set_xticks(range(len(sweep.values)), sweep.values)
+    elif min(numeric) > 0 and max(numeric) / min(numeric) >= 20:
+        ax.set_xscale("log")  # memory sizes span orders of magnitude
+        ax.set_xticks(numeric, sweep.values)
+    ax.set_xlabel(sweep.key)
+    ax.set_ylabel("ASR (%), mean ± std over seeds")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,78 @@
+"""bench_cl_quality.py sweeps and presets: the planned commands (dry run, nothing trained) and the ASR plot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MEMORY = "continual_learning.algorithm.buffer_size_per_task"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_cl_quality", REPO / "bench" / "bench_cl_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "egl")  # main() sets defaults for these; keep them out of the test process
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "egl")
+    return load_bench()
+
+
+def trains(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if "run_cl_train.sh" in line]
+
+
+def test_sweep_dry_run_plans_every_method_value_and_seed_and_skips_finished_runs(bench, tmp_path, capsys):
+    argv = ["--dry-run", "--methods", "sequential", "er", "--seeds", "0", "1", "--out", str(tmp_path),
+            "--sweep", f"{MEMORY}=10,50"]
+    done = tmp_path / "runs" / "bench_metaworld_cl5_1000_m10_er_s1.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"run_id": done.stem, "seconds": {"train": 1.0}}))
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    lines = trains(out)
+    # er: 2 values x 2 seeds, less the finished training of seed 1 at 10; sequential has no memory: one run per seed.
+    assert len(lines) == 5
+    assert "train: done earlier" in out
+    for value in ("10", "50"):
+        er = [line for line in lines if f"_m{value}_er_s0" in line]
+        assert len(er) == 1 and f"replay.buffer_size_per_task={value}" in er[0] and f"{MEMORY}={value}" in er[0]
+    assert out.count("the swept key does not apply to sequential") == 2
+    assert {line.split("--run-id ")[1].split()[0] for line in lines if "--algo sequential" in line} == {
+        "bench_metaworld_cl5_1000_sequential_s0", "bench_metaworld_cl5_1000_sequential_s1"}
+
+
+def test_presets_and_algorithm_key_sweeps(bench, tmp_path, capsys):
+    bench.main(["--dry-run", "--preset", "cl10_small_memory", "--methods", "er", "mir", "--seeds", "0",
+                "--out", str(tmp_path), "--sweep", "continual_learning.algorithm.mir_mode=amortized,per_step"])
+    lines = trains(capsys.readouterr().out)
+    assert all("--dataset metaworld_cl10" in line and "replay.buffer_size_per_task=10 " in line for line in lines)
+    assert len(lines) == 3  # er does not declare mir_mode: one run for both values
+    assert [line.endswith(f"mir_mode={v}") for v in ("amortized", "per_step") for line in lines].count(True) == 2
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--sweep", "buffer_size_per_task"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--sweep", f"{MEMORY}=1.5"])
+
+
+def test_plot_draws_asr_against_the_value_from_records(tmp_path):
+    from bench.quality_sweep import asr_series, parse_sweep, plot_sweep
+
+    sweep = parse_sweep(f"{MEMORY}=10,50,1000")
+    seq = [{"metrics": {"asr": 0.2}}, {"metrics": {"asr": 0.2}}]
+    records = {"10": {"sequential": seq, "er": [{"metrics": {"asr": 0.4}}, {"metrics": {"asr": 0.6}}]},
+               "50": {"sequential": seq, "er": []},  # not finished yet: left out of the line
+               "1000": {"sequential": seq, "er": [{"metrics": {"asr": 1.0}}]}}
+    series = asr_series(records)
+    assert [v for v, _, _ in series["er"]] == ["10", "1000"]
+    assert series["er"][0][1] == pytest.approx(0.5) and series["er"][0][2] > 0 and series["er"][1][2] == 0.0
+    png = plot_sweep(sweep, records, tmp_path / "sweep.png", "synthetic")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
