@@ -13,18 +13,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WOR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Session fixtures that take minutes to build: under pytest-xdist (--dist loadgroup) every test that uses one
-# runs on the same worker, so it is built once.
-EXPENSIVE_FIXTURES = {"libero_mini_data_dir": "libero_mini"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the marker into the scheduling group
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for fixture, group in EXPENSIVE_FIXTURES.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
-
 
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory) -> Path:

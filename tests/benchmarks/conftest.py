@@ -32,6 +32,10 @@ def libero_available() -> None:
         pytest.skip("no OpenGL backend for MuJoCo (set MUJOCO_GL=egl and install Mesa)")
 
 
+#: pytest-xdist group of every test that uses libero_mini_data_dir (scripts/run_tests.sh runs --dist loadgroup):
+#: they run on one worker, so the dataset is generated once.
+MINI_DATA_GROUP = "libero_mini"
+
 #: What the shared libero_goal_mini dataset is generated with (one episode per task, small frames: fast).
 MINI_ARGS = {"episodes_per_task": 1, "seed": 0, "image_size": 32}
 

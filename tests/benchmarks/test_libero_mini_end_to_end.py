@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MINI_DATA_GROUP
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MINI_DATA_GROUP)]
 
 
 def _run(cmd: list[str], env: dict, timeout: int = 1200) -> subprocess.CompletedProcess:
