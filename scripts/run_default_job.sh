@@ -56,7 +56,9 @@ if [[ "$STREAM" == synthetic_push3 ]]; then
   "$PY" -c "from AlphaBrain.dataloader.synthetic import write_synthetic_dataset as w; \
 w('$DATASET', num_tasks=3, episodes_per_task=10, episode_length=40, image_size=(64, 64), seed=0)"
 else
-  DATASET="$STREAM" STEPS="${STEPS:-1000}" BATCH=64
+  # 600 steps per task: on metaworld_cl5 every task is learned (ER 98 % ASR, sequential BWT -100 pp, as with 1000)
+  # and the whole job fits in about 5 minutes on 2 CPU cores (docs/quickstart/continual_learning.md).
+  DATASET="$STREAM" STEPS="${STEPS:-600}" BATCH=64
   "$PY" -m AlphaBrain.benchmarks.metaworld.generate --stream "$STREAM"
 fi
 stamp

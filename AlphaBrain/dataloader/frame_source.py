@@ -4,7 +4,10 @@ Numeric columns are loaded once into memory by the dataset; camera frames are
 far too large for that, so they are read per episode:
 
 * "image" features (PNG bytes in parquet): the episode's encoded bytes are read
-  once (only the row groups holding it) and cached; one PNG is decoded per access.
+  once (only the row groups holding it) and cached; a PNG is decoded at its first
+  access and the decoded frame kept, up to $ALPHABRAIN_FRAME_CACHE_MB (default
+  2048) per process. Training draws every frame of a task dozens of times (1000
+  steps of 64 over ~2000 frames), and decoding was a third of a small model's step.
 * "video" features (mp4): a random access decodes just that frame (a seek to
   the keyframe before it, then at most one GOP). When an episode is read in
   order (frame f right after f-1: replay-buffer filling, evaluation, statistics),
@@ -14,6 +17,7 @@ far too large for that, so they are read per episode:
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,6 +27,7 @@ import numpy as np
 from AlphaBrain.dataloader.lerobot_format import VideoSegment
 from AlphaBrain.dataloader.parquet_io import decode_image_cell, read_rows
 from AlphaBrain.dataloader.video import decode_frame, decode_segment
+from AlphaBrain.utils.errors import UserError
 
 
 class LRUCache:
@@ -84,6 +89,30 @@ def _encoded_bytes(cells: dict[str, list[Any]]) -> int:
 # Encoded PNG frames are small (a 64x64 frame is a few KB), so whole small datasets stay in memory
 # and random sampling never re-reads parquet; large datasets are bounded by this budget.
 PNG_CACHE_BYTES = 1 << 30
+FRAME_CACHE_ENV = "ALPHABRAIN_FRAME_CACHE_MB"
+
+
+def frame_cache_bytes() -> int:
+    """The decoded-frame budget of one process: $ALPHABRAIN_FRAME_CACHE_MB MiB (0 turns the cache off)."""
+    text = os.environ.get(FRAME_CACHE_ENV, "").strip()
+    if not text:
+        return 2048 << 20
+    try:
+        mb = int(text)
+    except ValueError:
+        raise UserError(f"{FRAME_CACHE_ENV} must be a whole number of MiB (0 = no cache), got '{text}'.") from None
+    if mb < 0:
+        raise UserError(f"{FRAME_CACHE_ENV} must be >= 0 (0 = no cache), got {mb}.")
+    return mb << 20
+
+
+def _nbytes(frame: np.ndarray) -> int:
+    return frame.nbytes
+
+
+def _decoded_cache() -> LRUCache:
+    budget = frame_cache_bytes()
+    return LRUCache(10_000_000 if budget else 0, max_bytes=budget, sizeof=_nbytes)
 
 
 class EpisodeFrameSource:
@@ -115,13 +144,16 @@ class EpisodeFrameSource:
         self._png_cache = LRUCache(1_000_000, max_bytes=PNG_CACHE_BYTES, sizeof=_encoded_bytes)
         self._video_cache = LRUCache(max(0, video_cache_episodes) * max(1, len(self.video_keys)))
         self._last_frame = LRUCache(256)  # (pos, key) -> frame last read: detects in-order reading
+        self._decoded = _decoded_cache()  # (pos, key, frame) -> decoded PNG frame
 
     def frames(self, pos: int, frame: int) -> list[np.ndarray]:
         cells = self._png_cache.get(pos, lambda: self._read_cells(pos)) if self.png_keys else {}
         out = []
         for key in self.image_keys:
             if key in cells:
-                out.append(decode_image_cell(cells[key][frame], self.root, key))
+                decoded = self._decoded.get((pos, key, frame),
+                                            lambda key=key: decode_image_cell(cells[key][frame], self.root, key))
+                out.append(decoded.copy())  # a caller that augments in place must not alter the cache
             else:
                 out.append(self._video_frame(pos, key, frame))
         return out
@@ -154,6 +186,7 @@ class EpisodeFrameSource:
         self._png_cache.clear()
         self._video_cache.clear()
         self._last_frame.clear()
+        self._decoded.clear()
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers start with empty caches instead of a copy of decoded video.
@@ -161,4 +194,5 @@ class EpisodeFrameSource:
         state["_png_cache"] = LRUCache(self._png_cache.capacity, PNG_CACHE_BYTES, _encoded_bytes)
         state["_video_cache"] = LRUCache(self._video_cache.capacity)
         state["_last_frame"] = LRUCache(self._last_frame.capacity)
+        state["_decoded"] = _decoded_cache()
         return state

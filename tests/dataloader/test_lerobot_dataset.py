@@ -49,6 +49,33 @@ def test_images_are_writable_copies(v3_image, tmp_path, make_episodes, write_dat
             np.testing.assert_array_equal(ds[i]["image"][0], before)
 
 
+@pytest.mark.parametrize("budget_mb,decodes_per_frame", [("2048", 1), ("0", 3)])
+def test_decoded_frames_are_cached_within_the_budget(v3_image, monkeypatch, budget_mb, decodes_per_frame):
+    from AlphaBrain.dataloader import frame_source
+
+    monkeypatch.setenv(frame_source.FRAME_CACHE_ENV, budget_mb)
+    decoded = []
+    real = frame_source.decode_image_cell
+    monkeypatch.setattr(frame_source, "decode_image_cell", lambda *a: decoded.append(a) or real(*a))
+    ds = LeRobotSingleDataset(v3_image, action_horizon=1)
+    reads = [[img.copy() for img in ds[i]["image"]] for _ in range(3) for i in range(len(ds))]
+    assert len(decoded) == decodes_per_frame * len(ds) * len(ds.image_keys)
+    first = reads[: len(ds)]
+    for later in (reads[len(ds): 2 * len(ds)], reads[2 * len(ds):]):
+        for a, b in zip(first, later):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
+
+
+def test_a_bad_frame_cache_budget_is_one_clear_error(v3_image, monkeypatch):
+    from AlphaBrain.dataloader.frame_source import FRAME_CACHE_ENV
+    from AlphaBrain.utils.errors import UserError
+
+    monkeypatch.setenv(FRAME_CACHE_ENV, "lots")
+    with pytest.raises(UserError, match="ALPHABRAIN_FRAME_CACHE_MB must be a whole number of MiB"):
+        LeRobotSingleDataset(v3_image, action_horizon=1)
+
+
 def test_refs_index_and_episode_records(v3_image):
     ds = LeRobotSingleDataset(v3_image, action_horizon=1, dataset_index=2)
     assert ds.ref(8) == (2, 1, 1)
