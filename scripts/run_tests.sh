@@ -7,5 +7,5 @@ bash scripts/setup_env.sh
 export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
 # Lint first (seconds): an unused import or an undefined name fails here with its file and line.
 .venv/bin/ruff check AlphaBrain tests bench scripts
-# One pytest-xdist worker per core (tests sharing an expensive fixture stay on one worker); -n 0 runs in one process.
-exec .venv/bin/python -m pytest -q -n "${ALPHABRAIN_TEST_WORKERS:-auto}" --dist loadgroup "$@"
+# One pytest-xdist worker per core; -n 0 runs everything in one process.
+exec .venv/bin/python -m pytest -q -n "${ALPHABRAIN_TEST_WORKERS:-auto}" "$@"

@@ -13,7 +13,7 @@ import pytest
 from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
 from AlphaBrain.utils.errors import DatasetError, UserError
 
-from conftest import MINI_ARGS, MINI_DATA_GROUP
+from conftest import MINI_ARGS
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -171,7 +171,6 @@ def mini_dataset(libero_mini_data_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(MINI_DATA_GROUP)
 @pytest.mark.usefixtures("libero_available")
 def test_mini_dataset_reads_back_as_a_libero_dataset(mini_dataset):
     from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
@@ -205,7 +204,6 @@ def test_mini_dataset_reads_back_as_a_libero_dataset(mini_dataset):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(MINI_DATA_GROUP)
 @pytest.mark.usefixtures("libero_available")
 def test_mini_dataset_is_cached_and_other_parameters_are_refused(mini_dataset):
     from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset

@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MINI_DATA_GROUP
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MINI_DATA_GROUP)]
+pytestmark = pytest.mark.slow
 
 
 def _run(cmd: list[str], env: dict, timeout: int = 1200) -> subprocess.CompletedProcess:
