@@ -121,6 +121,28 @@ def test_lora_resume_gives_the_uninterrupted_adapter(two_tasks, tmp_path):
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_lora_resume_inside_a_task_gives_the_uninterrupted_adapter(two_tasks, tmp_path):
+    """A LoRA run with mid-task checkpoints, cut back to its checkpoint after step 6 (inside task 1), then --resume."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    mid = ("trainer.save_interval=2", "trainer.keep_last=0")
+    run = train("qwengr00t_tiny", two_tasks, tmp_path, *mid)
+    ckpts = run / "checkpoints"
+    final = load_file(str(ckpts / "task_1_id1_steps_10_lora_adapter" / "adapter_model.safetensors"))
+    head = torch.load(ckpts / "task_1_id1_steps_10_action_model.pt", weights_only=True)
+    assert (ckpts / "mid_task" / "task_1_id1_steps_6_lora_adapter").is_dir()
+    for path in [*ckpts.glob("task_1_*"), *(ckpts / "mid_task").glob("task_1_id1_steps_8*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    train("qwengr00t_tiny", two_tasks, tmp_path, *mid, "trainer.is_resume=true")
+    resumed = load_file(str(ckpts / "task_1_id1_steps_10_lora_adapter" / "adapter_model.safetensors"))
+    assert set(resumed) == set(final) and all(torch.equal(resumed[k], final[k]) for k in final)
+    again = torch.load(ckpts / "task_1_id1_steps_10_action_model.pt", weights_only=True)
+    assert set(again) == set(head) and all(torch.equal(again[k], head[k]) for k in head)
+
+
 def test_real_size_model_without_weights_is_one_clear_error(two_tasks, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PRETRAINED_MODELS_DIR"}
     env.update(ALPHABRAIN_PYTHON=sys.executable, OMP_NUM_THREADS="1", PRETRAINED_MODELS_DIR=str(tmp_path / "models"))
