@@ -15,26 +15,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def curve_run(tmp_path_factory):
+def curve_run(tmp_path_factory, train_push):
     """TinyVLA, 4 steps per task, a mid-task checkpoint every 2 global steps, none pruned.
 
     Global steps 1-4 are task 0, 5-8 task 1, 9-12 task 2; the trainer saves at 2, 6 and 10 (4, 8 and
     12 are task ends), so each task has one mid-task point at its task step 2.
     """
-    from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
-    from AlphaBrain.dataloader.synthetic import write_synthetic_dataset
-    from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
-
-    root = tmp_path_factory.mktemp("curve")
-    data = write_synthetic_dataset(root / "synthetic_push3", num_tasks=3, episodes_per_task=3, episode_length=40,
-                                   image_size=(32, 32), seed=0)
-    cfg = load_run_config(
-        [BASE_CONFIG, model_overlay_path("tiny")],
-        [f"run_root_dir={root / 'runs'}", "run_id=c", f"continual_learning.task_sequence={data}",
-         "continual_learning.steps_per_task=4", "datasets.vla_data.per_device_batch_size=8",
-         "framework.tiny.image_size=32", "trainer.save_interval=2", "trainer.keep_last=0"],
-    )
-    return ContinualVLATrainer(cfg).train()
+    return train_push(tmp_path_factory.mktemp("curve"), "c", "trainer.save_interval=2", "trainer.keep_last=0",
+                          steps=4)
 
 
 @pytest.fixture(scope="module")
