@@ -22,7 +22,7 @@ def curve_run(tmp_path_factory, train_push):
     12 are task ends), so each task has one mid-task point at its task step 2.
     """
     return train_push(tmp_path_factory.mktemp("curve"), "c", "trainer.save_interval=2", "trainer.keep_last=0",
-                          steps=4)
+                      steps=4)
 
 
 @pytest.fixture(scope="module")
