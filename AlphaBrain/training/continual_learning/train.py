@@ -2,7 +2,7 @@
 
     for task in stream:
         on_task_start -> [observe -> modify_batch -> forward (+ compute_penalty)
-                          -> backward -> after_backward -> clip -> optimizer step
+                          -> backward -> after_backward -> clip -> optimizer step -> after_optimizer_step
                           (-> mid-task checkpoint every trainer.save_interval steps)] x steps_per_task
         -> on_task_end -> checkpoint
 
@@ -238,6 +238,7 @@ class ContinualVLATrainer:
                     algo.after_backward(policy)
                     backend.micro_batch_done()
             backend.optimizer_step()
+            algo.after_optimizer_step(policy)
             self.global_step += 1
             window.append(float(loss.detach()))
             if acc.is_main_process:

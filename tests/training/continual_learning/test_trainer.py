@@ -52,7 +52,7 @@ def test_hook_call_order(name, synthetic_dataset, tmp_path, make_config):
         expected.append(("on_task_start", task))
         for _ in range(steps):
             expected += [("observe", task), ("modify_batch", task), ("forward",), ("compute_penalty",),
-                         ("after_backward",), ("optimizer_step",)]
+                         ("after_backward",), ("optimizer_step",), ("after_optimizer_step",)]
         expected.append(("on_task_end", task))
     assert log == expected
 

@@ -1,6 +1,6 @@
 """The one interface every continual-learning algorithm implements.
 
-The trainer talks to an algorithm only through the six hooks below, called at
+The trainer talks to an algorithm only through the hooks below, called at
 fixed points of the training loop (docs/continual_learning/algorithms.md has the
 diagram). Every hook has a no-op default, so a method overrides only what it
 needs. Hooks are real methods, never looked up with `hasattr`: a subclass that
@@ -24,6 +24,7 @@ HOOKS = (
     "modify_batch",
     "compute_penalty",
     "after_backward",
+    "after_optimizer_step",
     "on_task_start",
     "on_task_end",
 )
@@ -86,7 +87,7 @@ class CLAlgorithm:
     # Public methods a subclass may define that are not hooks (helpers of the algorithm).
     _NOT_HOOKS: ClassVar[frozenset] = frozenset(
         {"state_dict", "load_state_dict", "tensor_state_dict", "load_tensor_state_dict", "from_config", "bind_runtime",
-         "defaults"}
+         "defaults", "task_conditioning"}
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -129,6 +130,11 @@ class CLAlgorithm:
         """Every micro-batch, after its backward; on the last one (`self.ctx.is_optimizer_step`) before clipping
         and the optimizer step, with the step's whole gradient accumulated."""
 
+    def after_optimizer_step(self, model: torch.nn.Module) -> None:
+        """Every step, right after the optimizer step (also one an fp16 loss scaler skipped), before any
+        mid-task checkpoint: where a method that owns some weights (PackNet) puts them back exactly, since an
+        optimizer may move a weight whose gradient is zero (decoupled weight decay, momentum)."""
+
     def on_task_start(self, ctx: CLContext) -> None:
         """Before the first step of a task (also for the first task after a resume); `self.ctx` is `ctx` already."""
 
@@ -136,6 +142,12 @@ class CLAlgorithm:
         """After the last step of a task, before its checkpoint is written."""
 
     # ------------------------------------------------------------------ state
+    def task_conditioning(self):
+        """Per-task parameters evaluation must select by task (`model.task_conditioning.TaskConditioning`), or
+        None for a method whose checkpoint is one task-agnostic model. A method that returns one also writes it
+        into its state with `model.task_conditioning.conditioning_state`, so evaluation finds it."""
+        return None
+
     def state_dict(self) -> dict:
         """JSON-serializable state, written to `<checkpoint>_cl_state.json`."""
         return {"name": self.name}
