@@ -41,7 +41,7 @@ from AlphaBrain.streams import TaskStream, build_task_stream
 from AlphaBrain.training.continual_learning.algorithms import CLContext, build_cl_algorithm
 from AlphaBrain.training.continual_learning.data_order import TaskBatchOrder
 from AlphaBrain.training.continual_learning.mid_task import MidTaskResume, save_mid_task_checkpoint
-from AlphaBrain.training.trainer_utils.backends import build_backend, check_algorithm, check_mid_task
+from AlphaBrain.training.trainer_utils.backends import build_backend, check_algorithm, check_lora, check_mid_task
 from AlphaBrain.training.trainer_utils.optim import build_optimizer, build_scheduler
 from AlphaBrain.training.trainer_utils.tracking import MetricsLogger, check_reporter
 from AlphaBrain.utils.cli import ArgumentParser, run_main
@@ -101,6 +101,7 @@ class ContinualVLATrainer:
         cfg, acc = self.cfg, self.accelerator
         self.algorithm = build_cl_algorithm(cfg, seed=self.seed, rank=acc.process_index, world_size=acc.num_processes)
         check_algorithm(self.algorithm, self.backend)
+        check_lora(self.algorithm, bool(cfg.lora.enabled))
         check_mid_task(self.backend, self.save_interval)
         get_framework_class(str(cfg.framework.name))
         if self.stream is None:

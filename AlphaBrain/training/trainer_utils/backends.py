@@ -181,6 +181,16 @@ def check_algorithm(algorithm: Any, backend: Any) -> None:
         )
 
 
+def check_lora(algorithm: Any, lora_enabled: bool) -> None:
+    """Refuse, before anything is read, a method built on LoRA adapters in a run without LoRA."""
+    if getattr(algorithm, "requires_lora", False) and not lora_enabled:
+        raise ConfigError(
+            f'Algorithm "{algorithm.name}" trains LoRA adapters on a frozen backbone, but this run has lora.enabled=false. '
+            "Set lora.enabled=true (-- lora.enabled=true) with a model that has a VLM backbone "
+            "(e.g. configs/continual_learning/models/qwengr00t_tiny.yaml; the tiny CNN model has none)."
+        )
+
+
 def check_mid_task(backend: Any, save_interval: int) -> None:
     """Refuse mid-task checkpoints, before anything is written, on a backend that cannot save them."""
     if save_interval and not backend.saves_mid_task:

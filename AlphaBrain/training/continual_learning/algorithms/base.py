@@ -83,6 +83,8 @@ class CLAlgorithm:
     name: ClassVar[str] = "base"
     HYPERPARAMETERS: ClassVar[Mapping[str, Any]] = {}
     needs_param_grad: ClassVar[bool] = False
+    # True for a method that trains LoRA adapters only (lora_per_task): the trainer refuses it without `lora.enabled`.
+    requires_lora: ClassVar[bool] = False
     ctx: Optional[CLContext] = None
     # Public methods a subclass may define that are not hooks (helpers of the algorithm).
     _NOT_HOOKS: ClassVar[frozenset] = frozenset(
