@@ -18,6 +18,10 @@ Request (`obs`, one observation, not a batch):
     state                   float[state_dim], RAW (unnormalized) proprioception; also `observation/state`.
                             May be omitted only when state_dim == 0.
     prompt                  str, the task instruction (`instruction` is accepted as an alias)
+    task_name               str, optional: the task's name in the run's stream.json. A task-conditioned
+                            checkpoint (PackNet masks, per-task LoRA adapters; `metadata["task_conditioned"]`)
+                            runs each observation with its task's parameters, found by this name or else
+                            by the prompt; an unknown task is an error listing the run's tasks.
 
 Reply:
 
@@ -76,9 +80,14 @@ class InferencePolicy:
         checkpoint: str = "",
         camera_keys: Sequence[str] = (),
         embodiment: str = "",
+        select_task: Any = None,
+        task_conditioned: str | None = None,
+        tasks: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.normalizer = normalizer
+        # task (name or instruction) -> puts that task's parameters in the model; None for a task-agnostic checkpoint
+        self._select_task = select_task if task_conditioned else None
         self.num_cameras = int(model.num_cameras)
         self.state_dim = int(model.state_dim)
         self.action_dim = int(model.action_dim)
@@ -103,6 +112,8 @@ class InferencePolicy:
             "camera_keys": [str(k) for k in camera_keys],
             "state_space": "raw",
             "action_space": "raw",
+            "task_conditioned": task_conditioned,
+            "tasks": [str(t) for t in tasks],
         }
 
     @classmethod
@@ -114,6 +125,9 @@ class InferencePolicy:
             checkpoint=strip_checkpoint_suffix(loaded.checkpoint.name),
             camera_keys=loaded.camera_keys,
             embodiment=loaded.embodiment,
+            select_task=loaded.select_task,
+            task_conditioned=loaded.task_conditioned,
+            tasks=[name for name, _ in loaded.stream_tasks],
         )
 
     @property
@@ -218,16 +232,34 @@ class InferencePolicy:
                 raise ValueError(f"request {i} of {len(batch)}: {exc}" if len(batch) > 1 else str(exc)) from None
         if not examples:
             return []
-        chunks = np.asarray(self.model.predict_action(examples), dtype=np.float32)
-        expected = (len(examples), self.action_horizon, self.action_dim)
-        if chunks.shape != expected:
-            raise RuntimeError(f"model returned actions of shape {list(chunks.shape)}, expected {list(expected)}")
+        chunks = self._predict(examples, batch)
         timing = {"infer_ms": (time.perf_counter() - start) * 1000.0}
         return [
             {"actions": np.ascontiguousarray(self.normalizer.unnormalize_action(chunk), dtype=np.float32),
              "policy_timing": dict(timing)}
             for chunk in chunks
         ]
+
+    def _predict(self, examples: list[dict], batch: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Normalized chunks [B, horizon, action_dim]: one forward, or one per task for a task-conditioned model."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (obs, ex) in enumerate(zip(batch, examples)):
+            task = obs.get("task_name") if self._select_task is not None else None
+            key = (str(task) if task else None, ex["lang"]) if self._select_task is not None else ()
+            groups.setdefault(key, []).append(i)
+        chunks = np.empty((len(examples), self.action_horizon, self.action_dim), dtype=np.float32)
+        for key, rows in groups.items():
+            if self._select_task is not None:
+                try:
+                    self._select_task(*key)
+                except UserError as exc:
+                    raise ValueError(str(exc)) from None
+            out = np.asarray(self.model.predict_action([examples[i] for i in rows]), dtype=np.float32)
+            expected = (len(rows), self.action_horizon, self.action_dim)
+            if out.shape != expected:
+                raise RuntimeError(f"model returned actions of shape {list(out.shape)}, expected {list(expected)}")
+            chunks[rows] = out
+        return chunks
 
     def _example(self, obs: Mapping[str, Any]) -> dict:
         if not isinstance(obs, Mapping):

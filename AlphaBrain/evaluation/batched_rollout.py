@@ -94,7 +94,8 @@ def run_lockstep(make_env, infer_many, cells: list[CellJob], envs: int, replan_e
             needy = [s for s in active if not s.queue]
             if needy:
                 replies = infer_many([{"images": s.obs["images"], "state": s.obs["state"],
-                                       "prompt": cells[s.cell].instruction} for s in needy])
+                                       "prompt": cells[s.cell].instruction, "task_name": cells[s.cell].task_name}
+                                      for s in needy])
                 calls += len(needy)
                 for s, reply in zip(needy, replies):
                     s.queue = list(check_chunk(reply.get("actions"), action_dim)[:replan_every])

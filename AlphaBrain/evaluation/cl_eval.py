@@ -161,6 +161,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         "run_id": run_dir.name, "suite": suite_name, "train_order": train_order,
         "eval_tasks": [t.name for t in suite.tasks], "checkpoints": checkpoints, "success": [],
         "trials": trials, "last_only": last_only,
+        # per-task masks / adapters: each cell ran with its own task's (docs/continual_learning/evaluation.md)
+        "task_conditioned": RunDir(run_dir).task_conditioned(),
         **({"max_steps": max_steps} if max_steps else {}),
     }
     return {**assemble(matrix, dict(zip(order, cells)), out_dir, (plan, notes) if curve else None),
@@ -196,7 +198,7 @@ def cache_merged_weights(run_dir: Path, checkpoint: str) -> None:
     from AlphaBrain.runs import RunDir, load_run_model
 
     run = RunDir(run_dir)
-    if run.resolve_checkpoint(checkpoint).is_dir():
+    if run.resolve_checkpoint(checkpoint).is_dir() and run.task_conditioned() is None:  # per-task adapters stay apart
         load_run_model(run.path, checkpoint, cache_merged=True, allow_foreign_statistics=True)  # evaluate_run checked
 
 

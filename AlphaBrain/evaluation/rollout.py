@@ -56,13 +56,16 @@ def check_chunk(actions: Any, action_dim: int) -> np.ndarray:
 
 
 def run_episode(env: Any, infer: Callable[[dict], dict], instruction: str, seed: int, max_steps: int,
-                replan_every: int, action_dim: int) -> EpisodeResult:
+                replan_every: int, action_dim: int, task_name: str | None = None) -> EpisodeResult:
     start = time.perf_counter()
     obs = env.reset(seed)
     queue: list[np.ndarray] = []
     for step in range(1, max_steps + 1):
         if not queue:
-            reply = infer({"images": obs["images"], "state": obs["state"], "prompt": instruction})
+            request = {"images": obs["images"], "state": obs["state"], "prompt": instruction}
+            if task_name:  # a task-conditioned policy picks the task's mask / adapter by it
+                request["task_name"] = task_name
+            reply = infer(request)
             queue = list(check_chunk(reply.get("actions"), action_dim)[:replan_every])
         action = np.clip(queue.pop(0), -1.0, 1.0)
         # Only the frame before the next policy query is looked at: the others are not rendered.
@@ -148,7 +151,7 @@ def evaluate_cell(job: CellJob) -> dict:
         env = _WORKER["suite"].make_env(job.task_name, image_size=image_size)
         episodes = [
             run_episode(env, policy.infer, job.instruction, seed, job.max_steps, _WORKER["replan_every"],
-                        int(meta["action_dim"]))
+                        int(meta["action_dim"]), job.task_name)
             for seed in job.seeds
         ]
         out["episodes"] = [asdict(e) for e in episodes]

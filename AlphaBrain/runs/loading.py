@@ -8,6 +8,10 @@
 gives the shapes and camera order (runs written before it existed read them off their dataset),
 and the checkpoint's weights are loaded: a full state dict, or a LoRA adapter merged into the
 freshly built base in memory.
+
+A checkpoint of a task-conditioned method (PackNet, per-task LoRA adapters) also carries its
+per-task parameters (`model/task_conditioning.py`): `loaded.select_task(name_or_instruction)`
+turns the model into that task's, and a LoRA adapter is then kept injected instead of merged.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from AlphaBrain.runs.checkpoints import load_state_into
-from AlphaBrain.runs.layout import LORA_DIR_SUFFIX, MERGED_SUFFIX
+from AlphaBrain.runs.checkpoints import load_state_into, read_checkpoint_parts
+from AlphaBrain.runs.layout import LORA_DIR_SUFFIX, MERGED_SUFFIX, STREAM_FILE
 from AlphaBrain.runs.run_dir import RunDir, policy_spec
 from AlphaBrain.utils.atomic_io import atomic_path
 from AlphaBrain.utils.errors import DatasetError, UserError, did_you_mean
@@ -41,6 +45,37 @@ class LoadedPolicy:
     checkpoint: Path
     embodiment: str
     camera_keys: list[str] = field(default_factory=list)
+    conditioning: Any = None  # model.task_conditioning.TaskConditioning of a task-conditioned checkpoint, else None
+    stream_tasks: list[tuple[str, str]] = field(default_factory=list)  # (name, instruction) in training order
+
+    @property
+    def task_conditioned(self) -> str | None:
+        """The kind of per-task parameters ("weight_masks", "parameter_sets"), None for a task-agnostic model."""
+        return None if self.conditioning is None else self.conditioning.kind
+
+    def task_position(self, task: str | None, instruction: str | None = None) -> int:
+        """Stream position of a task given by its name in stream.json, or else by its instruction."""
+        names = [name for name, _ in self.stream_tasks]
+        instructions = [text for _, text in self.stream_tasks]
+        if task in names:
+            return names.index(task)
+        for text in (instruction, task):
+            if text in instructions:
+                return instructions.index(text)
+        given = task if task is not None else instruction
+        raise UserError(
+            f'Task "{given}" is not one this run trained on ({self.run_dir / STREAM_FILE}).'
+            f"{did_you_mean(str(given), names)} A {self.task_conditioned} checkpoint needs the task's name or "
+            f"instruction to pick its parameters; tasks: {', '.join(names) or 'none'}."
+        )
+
+    def select_task(self, task: str | None, instruction: str | None = None) -> int | None:
+        """Make the model the one of the task named `task` (or with this instruction); returns the stream position
+        applied, -1 for the model as trained (a task this checkpoint has not trained yet), None for a task-agnostic
+        checkpoint."""
+        if self.conditioning is None:
+            return None
+        return self.conditioning.select(self.model, self.task_position(task, instruction))
 
 
 def _pick_embodiment(stats: Mapping[str, Any], used: list[str], requested: str | None, path: Path) -> str:
@@ -130,11 +165,14 @@ def load_run_model(
     data_spec = spec["data_spec"]
 
     model = build_framework(cfg, data_spec)
+    conditioning = _conditioning(weights)
+    if conditioning is not None and weights.name.endswith(MERGED_SUFFIX):
+        weights = weights.with_name(weights.name[: -len(MERGED_SUFFIX)] + LORA_DIR_SUFFIX)  # adapters swap unmerged
     if weights.is_dir():  # a LoRA adapter: merged into the freshly built base in memory
         from AlphaBrain.runs.lora_checkpoint import load_and_merge
 
-        load_and_merge(model, weights)
-        if cache_merged:
+        load_and_merge(model, weights, merge=conditioning is None)
+        if cache_merged and conditioning is None:
             merged = weights.parent / (weights.name[: -len(LORA_DIR_SUFFIX)] + MERGED_SUFFIX)
             with atomic_path(merged) as tmp:
                 torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
@@ -152,4 +190,23 @@ def load_run_model(
         checkpoint=weights,
         embodiment=emb,
         camera_keys=list(spec["camera_keys"]),
+        conditioning=conditioning,
+        stream_tasks=_stream_tasks(run) if conditioning is not None else [],
     )
+
+
+def _conditioning(weights: Path) -> Any:
+    """The per-task parameters stored with the checkpoint of `weights`, or None."""
+    from AlphaBrain.model.task_conditioning import conditioning_from_checkpoint
+
+    state, tensors = read_checkpoint_parts(weights)
+    return conditioning_from_checkpoint(state.get("algorithm") or {}, tensors)
+
+
+def _stream_tasks(run: RunDir) -> list[tuple[str, str]]:
+    """(name, instruction) of every trained task, in stream order."""
+    import json
+
+    names = run.stream_task_names()  # validates stream.json
+    tasks = json.loads(run.stream_file.read_text())["tasks"]
+    return [(name, str(t.get("instruction", name))) for name, t in zip(names, tasks)]

@@ -233,14 +233,16 @@ def restore_lora_checkpoint(model: nn.Module, prefix: str | Path) -> None:
     _load_action_model(model, Path(f"{prefix}{ACTION_MODEL_SUFFIX}"))
 
 
-def load_and_merge(model: nn.Module, adapter_dir: str | Path, action_model_file: str | Path | None = None) -> nn.Module:
+def load_and_merge(model: nn.Module, adapter_dir: str | Path, action_model_file: str | Path | None = None,
+                   merge: bool = True) -> nn.Module:
     """Merge a saved adapter (and its action model) into a freshly built base model, in memory.
 
     `model` is the framework built from the run's config with LoRA off. The
     adapter's identity is checked first, then the adapter is injected with its
     saved settings, loaded, merged into the base weights and removed, and the
     non-VLM weights are loaded. Returns `model`, now a plain full-parameter
-    model whose outputs equal the adapted one's.
+    model whose outputs equal the adapted one's. With `merge=False` the adapter
+    stays injected (parameter names as in training).
     """
     adapter_dir = Path(adapter_dir)
     meta, weights = read_adapter(adapter_dir)
@@ -253,13 +255,14 @@ def load_and_merge(model: nn.Module, adapter_dir: str | Path, action_model_file:
         load_adapter_state_dict(model, weights)
     except ValueError as exc:
         raise UserError(f"The LoRA adapter {adapter_dir} does not fit this base model: {exc}.") from None
-    merge_lora(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
     if action_model_file is None:
         action_model_file = adapter_dir.parent / (adapter_dir.name[: -len(ADAPTER_DIR_SUFFIX)] + ACTION_MODEL_SUFFIX)
+    if merge:  # else kept injected: per-task adapters are swapped in by name (model/task_conditioning.py)
+        merge_lora(model)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        del model.lora_settings
     _load_action_model(model, Path(action_model_file))
-    del model.lora_settings
     return model
 
 

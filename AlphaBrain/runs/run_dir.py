@@ -261,6 +261,17 @@ class RunDir:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{self.stream_file} is damaged ({type(exc).__name__}: {exc}); pass --suite.") from None
 
+    def task_conditioned(self) -> Optional[str]:
+        """The kind of per-task parameters this run's checkpoints carry (PackNet masks, per-task adapters:
+        model/task_conditioning.py), or None for a task-agnostic method."""
+        from AlphaBrain.model.task_conditioning import CONDITIONING_KEY
+
+        for ckpt in self.checkpoints():
+            meta = (ckpt.state.get("algorithm") or {}).get(CONDITIONING_KEY)
+            if meta:
+                return str(meta.get("kind"))
+        return None
+
     def stream_task_names(self) -> list[str]:
         """Task names in training order, from stream.json (what an evaluation writes as `train_order`)."""
         return read_stream_order(self.stream_file)
