@@ -52,7 +52,8 @@ from bench.quality_sweep import (  # noqa: E402
 SCRIPTS = REPO / "scripts" / "run_continual_learning_scripts"
 DEFAULT_METHODS = ["sequential", "er", "multitask"]
 # Every method in the zoo, lower bound first and upper bound last.
-ALL_ORDER = ["sequential", "er", "mir", "agem", "derpp", "ewc", "si", "lwf", "multitask"]
+ALL_ORDER = ["sequential", "er", "mir", "agem", "derpp", "ewc", "si", "lwf", "packnet", "weight_merge", "lora_per_task",
+             "multitask"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--suite", default=None, help="built-in stream (preset's; cl5: metaworld_cl5)")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
                    help=f"CL algorithms, or 'all' (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--model", default="tiny",
+                   help="configs/continual_learning/models/<model>.yaml (default tiny; lora_per_task needs a model with "
+                        "a VLM backbone and LoRA, e.g. qwengr00t_tiny with -- lora.enabled=true)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--steps", type=int, default=None, help="steps per task (preset's; cl5: 1000, as the default job)")
     p.add_argument("--batch", type=int, default=None, help="batch size (preset's; cl5: 64)")
@@ -83,6 +87,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     known = algorithm_names()
     if args.methods == ["all"]:
         args.methods = [m for m in ALL_ORDER if m in known] + sorted(set(known) - set(ALL_ORDER))
+        if args.model == "tiny":  # the tiny CNN has no VLM backbone to put LoRA adapters on
+            skipped = [m for m in args.methods if get_algorithm_class(m).requires_lora]
+            args.methods = [m for m in args.methods if m not in skipped]
+            if skipped:
+                print(f"note: {', '.join(skipped)} left out: it needs LoRA (--model qwengr00t_tiny)", file=sys.stderr)
     for m in args.methods:
         if m not in known:
             p.error(f"unknown method {m!r}; registered: {', '.join(known)}")
@@ -128,7 +137,7 @@ def run_phase(cmd: list[str], log: Path, dry: bool) -> float:
 
 def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | None = None) -> dict:
     settings = run_settings(args.settings, args.sweep, value, declared(method))
-    rid = run_id(settings, method, seed, declared(method), args.sweep, value)
+    rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model)
     if rid in args.handled:  # a method the swept key cannot change: one run serves every value
         print(f"[{method} seed {seed}] {rid}: the run above (the swept key does not apply to {method})")
         return args.handled[rid]
@@ -137,14 +146,15 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | 
     log = out / "runs" / f"{rid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ckpts = REPO / "results" / "Checkpoints" / rid / "checkpoints"
-    train = ["bash", str(SCRIPTS / "run_cl_train.sh"), "--model", "tiny", "--algo", method, "--dataset", dataset,
+    train = ["bash", str(SCRIPTS / "run_cl_train.sh"), "--model", args.model, "--algo", method, "--dataset", dataset,
              "--run-id", rid]
     if ckpts.is_dir() and any(ckpts.glob("*_cl_state.json")):
         train.append("--resume")
     train += ["--", f"seed={seed}", f"continual_learning.steps_per_task={args.steps}",
               f"datasets.vla_data.per_device_batch_size={args.batch}",
               *(f"continual_learning.replay.{k}={settings[k]}" for k in MEMORY_KEYS),
-              *algo_overrides(method, settings), *sweep_override(args.sweep, value, declared(method))]
+              *algo_overrides(method, settings), *sweep_override(args.sweep, value, declared(method)),
+              *(["lora.enabled=true"] if get_algorithm_class(method).requires_lora else [])]
     evaluate = ["bash", str(SCRIPTS / "run_cl_eval.sh"), "--run-id", rid, "--suite", args.suite,
                 "--trials", str(args.trials), "--workers", str(args.workers)]
     print(f"[{method} seed {seed}{'' if value is None else f', {args.sweep.key}={value}'}] {rid}", flush=True)
@@ -171,7 +181,7 @@ def finished_records(args, out: Path, value: str | None = None) -> dict[str, lis
     for method in args.methods:
         for seed in args.seeds:
             settings = run_settings(args.settings, args.sweep, value, declared(method))
-            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value)}.json"
+            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value, args.model)}.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             if "metrics" in record:
                 records.setdefault(method, []).append(record)

@@ -87,7 +87,7 @@ def run_settings(settings: Mapping, sweep: Optional[Sweep], value: Optional[str]
 
 
 def run_id(settings: Mapping, method: str, seed: int, declared: Iterable[str], sweep: Optional[Sweep] = None,
-           value: Optional[str] = None) -> str:
+           value: Optional[str] = None, model: str = "tiny") -> str:
     declared = set(declared)
     default = PRESETS[DEFAULT_PRESET]
     tag = ""
@@ -97,6 +97,8 @@ def run_id(settings: Mapping, method: str, seed: int, declared: Iterable[str], s
             tag += f"_{letter}{settings[key]}"
     if sweep is not None and not sweep.memory_key and sweep.applies(declared):
         tag += f"_{sweep.short}{re.sub(r'[^A-Za-z0-9.-]', '-', value)}"
+    if model != "tiny":  # the default model keeps the old ids
+        tag += f"_{model}"
     return f"bench_{settings['suite']}_{settings['steps']}{tag}_{method}_s{seed}"
 
 
