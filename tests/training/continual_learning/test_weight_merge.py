@@ -203,3 +203,37 @@ def test_crash_inside_a_task_then_resume_with_start_from_base_and_ties_is_bitwis
     assert resumed.mid_task_resume.ckpt.global_step == 10
     resumed.train()
     assert_same_run(full, tmp_path / "b" / "run")
+
+
+@pytest.mark.slow
+def test_lora_run_merges_the_adapters_and_head_and_its_checkpoint_holds_the_merge(tmp_path):
+    """qwengr00t_tiny with LoRA, 2 tasks: τ covers exactly the trainable LoRA matrices and the head, nothing frozen."""
+    from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
+    from AlphaBrain.dataloader.synthetic import write_synthetic_dataset
+    from AlphaBrain.model import build_framework
+    from AlphaBrain.model.lora import apply_lora
+    from AlphaBrain.runs import RunDir
+
+    data = write_synthetic_dataset(tmp_path / "data", num_tasks=2, episodes_per_task=2, episode_length=12,
+                                   image_size=(32, 32), cameras=("image", "wrist_image"), state_dim=8, action_dim=7,
+                                   seed=0)
+    cfg = load_run_config([BASE_CONFIG, model_overlay_path("qwengr00t_tiny")], [
+        f"run_root_dir={tmp_path}", "run_id=lora", f"continual_learning.task_sequence={data}",
+        "continual_learning.steps_per_task=2", "datasets.vla_data.per_device_batch_size=2",
+        "continual_learning.replay.enabled=false", "continual_learning.algorithm.name=weight_merge",
+        "continual_learning.algorithm.merge_rule=ties", "continual_learning.algorithm.ties_density=0.5"])
+    trainer = ContinualVLATrainer(cfg)
+    trainer.train()
+    names = set(trainable(trainer.unwrapped))
+    assert names and all("lora_A" in n or "lora_B" in n or not n.startswith("vlm.") for n in names)
+    algo, run = trainer.algorithm, RunDir(tmp_path / "lora")
+    last = run.checkpoints()[-1]
+    tensors = load_file(f"{last.prefix}_cl_state.safetensors")
+    assert {k.split(".", 1)[1] for k in tensors if k.startswith("base.")} == names
+    assert {k for k in tensors if ".tau." in k} == {f"task{t}.tau.{n}" for t in (0, 1) for n in names}
+
+    fresh = apply_lora(build_framework(cfg, trainer.stream.base_dataset.data_spec), cfg.lora)
+    run.restore_weights(fresh, last, lora=True)
+    merged = algo.merged()
+    restored = trainable(fresh)
+    assert restored.keys() == names and all(torch.equal(restored[n], merged[n]) for n in names)
