@@ -171,13 +171,20 @@ class DeepSpeedBackend:
 
 
 def check_algorithm(algorithm: Any, backend: Any) -> None:
-    """Refuse an algorithm that reads `param.grad` after backward on a backend that does not keep it."""
+    """Refuse an algorithm that reads `param.grad` after backward on a backend that does not keep it, or one that
+    writes the weights itself on a backend that keeps a master copy of them."""
     if getattr(algorithm, "needs_param_grad", False) and not backend.keeps_param_grad:
         raise ConfigError(
             f'Algorithm "{algorithm.name}" (continual_learning.algorithm.name) reads param.grad after backward, which '
             f"{backend.sharding} does not leave whole (gradients live in the backend's partitioned buffers). "
             "Train it with plain DDP (run_cl_train.sh without --deepspeed, no FSDP config) or with "
             "zero_optimization.stage 0, or use an algorithm that does not need param.grad (ewc, er, derpp, mir)."
+        )
+    if getattr(algorithm, "writes_weights", False) and backend.sharding is not None:
+        raise ConfigError(
+            f'Algorithm "{algorithm.name}" (continual_learning.algorithm.name) writes the weights itself, but '
+            f"{backend.sharding} keeps its own master copy of them and would overwrite those writes at its next "
+            "step. Train it with plain DDP (run_cl_train.sh without --deepspeed, no FSDP config)."
         )
 
 

@@ -85,6 +85,9 @@ class CLAlgorithm:
     needs_param_grad: ClassVar[bool] = False
     # True for a method that trains LoRA adapters only (lora_per_task): the trainer refuses it without `lora.enabled`.
     requires_lora: ClassVar[bool] = False
+    # True for a method that writes parameter values itself (weight_merge): a backend with its own master copy of
+    # the weights (DeepSpeed, FSDP) would overwrite them at its next step, so the trainer refuses those.
+    writes_weights: ClassVar[bool] = False
     ctx: Optional[CLContext] = None
     # Public methods a subclass may define that are not hooks (helpers of the algorithm).
     _NOT_HOOKS: ClassVar[frozenset] = frozenset(
