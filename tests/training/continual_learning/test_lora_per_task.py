@@ -7,6 +7,9 @@ the hook tests drive the algorithm by hand on a toy module.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
+from AlphaBrain.config.loader import BASE_CONFIG, config_to_yaml, load_run_config, model_overlay_path
 from AlphaBrain.model.task_conditioning import ParameterSets, conditioning_from_checkpoint
 from AlphaBrain.runs import RunDir
 from AlphaBrain.runs.checkpoints import load_cl_tensors
@@ -24,6 +27,7 @@ from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
 from AlphaBrain.utils.errors import ConfigError
 
 from test_mid_task import Crash, crash_at
+from test_multiprocess import REPO, WORKER, assert_ranks_agree, free_port
 
 STEPS = 3
 
@@ -173,6 +177,22 @@ def test_crash_inside_a_task_then_resume_is_bitwise_identical(three_tasks, tmp_p
         ha = torch.load(f"{a.prefix}_action_model.pt", weights_only=True)
         hb = torch.load(f"{b.prefix}_action_model.pt", weights_only=True)
         assert ha.keys() == hb.keys() and all(torch.equal(ha[k], hb[k]) for k in ha), b.prefix.name
+
+
+
+@pytest.mark.slow
+def test_two_processes_keep_ranks_identical(three_tasks, tmp_path):
+    """DDP over gloo, 3 tasks x 2 steps: both ranks reset, train and store the same adapters."""
+    config, out = tmp_path / "config.yaml", tmp_path / "ranks"
+    config.write_text(config_to_yaml(lora_config(tmp_path / "runs", three_tasks, steps=2)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           str(WORKER), "--mode", "trainer", "--config", str(config), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert_ranks_agree(ranks)
+    assert json.loads(ranks[0]["algo_state"])["tasks"] == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ the hooks by hand, on a toy module

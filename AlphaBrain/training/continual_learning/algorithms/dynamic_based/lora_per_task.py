@@ -1,5 +1,5 @@
-"""One LoRA adapter per task on a shared frozen backbone (TAIL: Liu et al. 2023, "TAIL: Task-specific
-Adapters for Imitation Learning").
+"""One LoRA adapter per task on a shared frozen backbone (TAIL: Liu et al., "TAIL: Task-specific Adapters
+for Imitation Learning with Large Pretrained Models", ICLR 2024, arXiv:2310.05905).
 
 Idea: the backbone never trains (LoRA already freezes it); every task gets its own adapter and,
 with `per_task_head: true` (the default), its own action head. A task's parameters are copied
