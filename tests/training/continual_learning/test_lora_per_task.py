@@ -19,7 +19,7 @@ import torch
 
 from AlphaBrain.config.loader import BASE_CONFIG, config_to_yaml, load_run_config, model_overlay_path
 from AlphaBrain.model.task_conditioning import ParameterSets, conditioning_from_checkpoint
-from AlphaBrain.runs import RunDir
+from AlphaBrain.runs import RunDir, load_run_model
 from AlphaBrain.runs.checkpoints import load_cl_tensors
 from AlphaBrain.training.continual_learning.algorithms import CLContext, get_algorithm_class
 from AlphaBrain.training.continual_learning.algorithms.dynamic_based.lora_per_task import LoraPerTask
@@ -77,17 +77,6 @@ def trained(three_tasks, tmp_path_factory):
     return SimpleNamespace(cfg=cfg, run=run, spec=trainer.stream.base_dataset.data_spec, names=names, frozen=records)
 
 
-def load_lora_model(cfg, spec, ckpt) -> torch.nn.Module:
-    """A fresh model, LoRA injected, with one task checkpoint loaded (not merged: the model as trained)."""
-    from AlphaBrain.model import build_framework
-    from AlphaBrain.model.lora import apply_lora
-    from AlphaBrain.runs.lora_checkpoint import restore_lora_checkpoint
-
-    model = apply_lora(build_framework(cfg, spec), cfg.lora)
-    restore_lora_checkpoint(model, ckpt.prefix)
-    return model.eval()
-
-
 def predict(model, spec) -> np.ndarray:
     from AlphaBrain.model.synthetic import synthetic_examples
 
@@ -110,14 +99,17 @@ def test_every_task_keeps_its_adapter_and_select_gives_that_tasks_model(trained)
     b = next(n for n in cond.parameter_names() if "lora_B" in n)
     assert not torch.equal(cond.sets[0][b], cond.sets[1][b]) and not torch.equal(cond.sets[1][b], cond.sets[2][b])
 
-    model = load_lora_model(trained.cfg, trained.spec, final)
+    # As evaluation loads it: the final checkpoint, adapters kept injected, switched by task name.
+    loaded = load_run_model(trained.run.path, "last")
+    assert loaded.task_conditioned == "parameter_sets"
+    model = loaded.model
     shared = {n: p.detach().clone() for n, p in model.named_parameters() if n not in trained.names}
     for k, ckpt in enumerate(ckpts):
-        assert cond.select(model, k) == k
+        assert loaded.select_task(loaded.stream_tasks[k][0]) == k
         params = dict(model.named_parameters())
         assert all(torch.equal(params[n], cond.sets[k][n]) for n in trained.names), f"select({k}) put other values in"
         assert all(torch.equal(params[n], t) for n, t in shared.items()), f"select({k}) touched a shared weight"
-        alone = load_lora_model(trained.cfg, trained.spec, ckpt)
+        alone = load_run_model(trained.run.path, ckpt.prefix.name).model  # task k's checkpoint on its own
         assert all(torch.equal(params[n], p) for n, p in alone.named_parameters()), f"task {k}: weights differ"
         # Bitwise: the same weights in the same modules, run by the same CPU kernels on the same inputs and noise.
         np.testing.assert_array_equal(predict(model, trained.spec), predict(alone, trained.spec))
