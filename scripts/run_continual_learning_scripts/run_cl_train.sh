@@ -23,8 +23,9 @@ results/Checkpoints/<run_id>/checkpoints/).
                    $PRETRAINED_MODELS_DIR, LoRA on; -- --lora.enabled=false trains all parameters),
                    <model>_tiny (the same architecture, tiny and randomly initialized: CPU tests),
                    tiny (a 1 M-parameter CNN policy that trains on a laptop CPU). Default: qwengr00t
-  --algo ALGO      CL algorithm: er | mir | agem | derpp | ewc | si | lwf | multitask (joint upper bound)
-                   | none (sequential fine-tuning). mir uses the refresh-50 recipe. Default: er
+  --algo ALGO      CL algorithm: er | mir | agem | derpp | ewc | si | lwf | packnet | weight_merge
+                   | lora_per_task (needs LoRA) | multitask (joint upper bound) | none (sequential
+                   fine-tuning). mir uses the refresh-50 recipe. Default: er
   --dataset DS     Task stream: libero_goal | libero_spatial | libero_object | libero_10 | libero_long,
                    a DATASET_NAMED_MIXTURES name, or a path to a LeRobot dataset (or a folder of them).
                    Default: libero_goal
