@@ -294,6 +294,9 @@ def print_summary(matrix: dict, metrics: dict) -> None:
     print(f"ASR {format_percent(metrics.get('asr'))}   BWT {format_pp(metrics.get('bwt'), signed=True)}   "
           f"F {format_pp(metrics.get('forgetting'))}   diagonal {format_percent(metrics.get('diagonal_mean'))}"
           "   (BWT < 0 = forgetting)")
+    if matrix.get("task_conditioned"):
+        print(f"task-conditioned ({matrix['task_conditioned']}): every cell ran with its own task's parameters, "
+              "so these numbers assume the task is known at test time")
 
 
 def build_parser() -> argparse.ArgumentParser:
