@@ -17,6 +17,7 @@ from AlphaBrain.training.continual_learning.algorithms.replay_buffer import Repl
 from AlphaBrain.training.continual_learning.algorithms import sequential as _sequential  # noqa: F401  (registers)
 from AlphaBrain.training.continual_learning.algorithms.rehearsal_based import ER, MIR, Multitask, AGEM, DERPP
 from AlphaBrain.training.continual_learning.algorithms.regularization_based import EWC, SI, LwF
+from AlphaBrain.training.continual_learning.algorithms import dynamic_based as _dynamic_based  # noqa: F401  (registers)
 
 __all__ = [
     "HOOKS",
