@@ -204,6 +204,30 @@ def test_hooks_by_hand_with_gradient_accumulation_and_weight_decay():
     assert again.tasks_done == [0, 1, 2] and all(torch.equal(again.owners[n], o) for n, o in algo.owners.items())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_frozen_entries_keep_their_bits_in_any_dtype(dtype):
+    model = torch.nn.Linear(6, 5).to(dtype)
+    algo = PackNet(retrain_fraction=0.5)
+    ctx = start_task(algo, context(0, model))
+    ctx.step = algo.prune_step(ctx.steps)
+    algo.observe([], 0)  # prunes: the weight keeps 1/3 of its entries, the others are 0 and frozen
+    kept = algo.owners["weight"] == 1
+    assert int(kept.sum()) == 10 and bool((model.weight[~kept] == 0).all())
+    before = model.weight.detach().clone()
+    model.weight.grad = torch.full_like(model.weight, float("nan"))
+    model.bias.grad = torch.ones_like(model.bias)
+    algo.after_backward(model)
+    bits = model.weight.grad.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[model.weight.element_size()])
+    assert bool((bits[~kept] == 0).all()) and bool(model.weight.grad[kept].isnan().all())
+    with torch.no_grad():
+        model.weight.add_(-1.0)  # an optimizer step that moves every entry (weight decay, momentum)
+        model.bias.add_(1.0)
+    algo.after_optimizer_step(model)
+    assert bool((model.weight[~kept].view(-1) == 0).all()) and not bool(torch.signbit(model.weight[~kept]).any())
+    assert torch.equal(model.weight[kept], before[kept] - 1.0)
+    assert bool((model.bias != 0).all())  # biases train during task 0
+
+
 @pytest.mark.parametrize("params, pattern", [
     ({"prune_ratio": 1.0}, r"algorithm\.prune_ratio must be strictly between 0 and 1, got 1\.0.*\"auto\""),
     ({"prune_ratio": "half"}, r"algorithm\.prune_ratio .*got 'half'"),

@@ -45,6 +45,7 @@ AUTO = "auto"
 #: owner values are k + 1 in a uint8 with 0 = free, and 255 is left unused
 MAX_TASKS = 254
 _OWNER_KEY = f"{TENSOR_PREFIX}owner."
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def check_prune_ratio(name: str, value: Any) -> Any:
@@ -63,6 +64,11 @@ def check_retrain_fraction(name: str, value: Any) -> float:
             "task's steps spent retraining the kept weights after pruning (0 = prune at the end of the task)."
         )
     return float(value)
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    """The same memory as an integer tensor of the same element size (for exact bitwise selection)."""
+    return tensor.detach().view(_INT_OF_SIZE[tensor.element_size()])
 
 
 def prunable(name: str, param: torch.nn.Parameter) -> bool:
@@ -117,8 +123,9 @@ class PackNet(CLAlgorithm):
         self.tasks_done: list[int] = []
         self.task: Optional[int] = None             # position being trained, None between tasks
         self.pruned = False                         # whether the current task has pruned yet
-        # (parameter, bool mask of its frozen entries or None = all frozen, snapshot) for every parameter the
-        # current phase freezes at least partly; rebuilt lazily (`_stale`) from the weights of that moment.
+        # (parameter, uint8 mask: 1 where the current phase may change it, or None = all frozen, snapshot) for every
+        # parameter the current phase freezes at least partly, taken from the weights when first needed (`_bound`
+        # is the model it was built for; None = build it at the next hook).
         self._guards: list[tuple[torch.nn.Parameter, Optional[torch.Tensor], torch.Tensor]] = []
         self._bound: Optional[torch.nn.Module] = None
 
@@ -172,19 +179,27 @@ class PackNet(CLAlgorithm):
         if not self.ctx.is_optimizer_step:  # the gradient of the step is not whole yet
             return
         self._ensure_bound(model)
-        for param, frozen, _ in self._guards:
+        for param, trainable, _ in self._guards:
             if param.grad is None:
                 continue
-            if frozen is None:
+            if trainable is None:
                 param.grad.zero_()
             else:
-                param.grad.masked_fill_(frozen, 0)
+                # On the bit pattern: a frozen entry becomes +0.0 even if it was inf or NaN, and an integer multiply
+                # by a 0/1 byte runs several times faster on CPU than masked_fill_ with a bool mask.
+                _bits(param.grad).mul_(trainable)
 
     def after_optimizer_step(self, model: torch.nn.Module) -> None:
         self._ensure_bound(model)
         with torch.no_grad():
-            for param, frozen, snapshot in self._guards:
-                param.copy_(snapshot if frozen is None else torch.where(frozen, snapshot, param))
+            for param, trainable, snapshot in self._guards:
+                if trainable is None:
+                    param.copy_(snapshot)
+                    continue
+                # snapshot ^ ((param ^ snapshot) * trainable): param where trainable, the snapshot's exact bits
+                # elsewhere (the same as torch.where, which is about four times slower on CPU).
+                weights, frozen_bits = _bits(param), _bits(snapshot)
+                torch.bitwise_xor(frozen_bits, torch.bitwise_xor(weights, frozen_bits).mul_(trainable), out=weights)
 
     def on_task_end(self, ctx: CLContext) -> None:
         if not self.pruned:
@@ -245,10 +260,10 @@ class PackNet(CLAlgorithm):
                 continue  # never in the optimizer
             if name in self.owners:
                 owner = self.owners[name] = self.owners[name].to(param.device)
-                frozen = owner != (task + 1 if self.pruned else 0)
-                if not bool(frozen.any()):
+                trainable = owner == (task + 1 if self.pruned else 0)
+                if bool(trainable.all()):
                     continue
-                mask = None if bool(frozen.all()) else frozen
+                mask = trainable.to(torch.uint8) if bool(trainable.any()) else None
             elif task == 0:
                 continue  # biases and norms train during the first task only
             else:
