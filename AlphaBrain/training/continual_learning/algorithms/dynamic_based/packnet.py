@@ -71,7 +71,7 @@ def _bits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().view(_INT_OF_SIZE[tensor.element_size()])
 
 
-def prunable(name: str, param: torch.nn.Parameter) -> bool:
+def prunable(param: torch.nn.Parameter) -> bool:
     """A weight matrix or kernel (linear, conv, embedding): the entries PackNet splits between tasks."""
     return param.requires_grad and param.dim() >= 2
 
@@ -157,7 +157,7 @@ class PackNet(CLAlgorithm):
         model = ctx.model
         if not self.owners:
             self.owners = {n: torch.zeros(p.shape, dtype=torch.uint8, device=p.device)
-                           for n, p in model.named_parameters() if prunable(n, p)}
+                           for n, p in model.named_parameters() if prunable(p)}
             if not self.owners:
                 raise ConfigError(
                     "PackNet found no trainable weight matrix (parameter with 2 or more dimensions) to split between "
@@ -234,7 +234,7 @@ class PackNet(CLAlgorithm):
         self._release()
 
     def _check_owners(self, params: Mapping[str, torch.nn.Parameter]) -> None:
-        names = {n for n, p in params.items() if prunable(n, p)}
+        names = {n for n, p in params.items() if prunable(p)}
         missing, extra = sorted(set(self.owners) - names), sorted(names - set(self.owners))
         bad = [n for n in self.owners if n in params and tuple(params[n].shape) != tuple(self.owners[n].shape)]
         if missing or extra or bad:
