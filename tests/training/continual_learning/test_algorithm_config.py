@@ -135,7 +135,7 @@ def test_every_builtin_hyperparameter_is_declared_with_its_check():
 
 
 def test_algorithms_that_read_param_grad_declare_it():
-    assert {n for n in algorithm_names() if get_algorithm_class(n).needs_param_grad} == {"agem", "si"}
+    assert {n for n in algorithm_names() if get_algorithm_class(n).needs_param_grad} == {"agem", "packnet", "si"}
 
 
 @pytest.mark.parametrize("check, args, message", [
