@@ -110,3 +110,21 @@ def test_evaluation_runs_every_cell_with_its_own_task(push_run, masked_run, tmp_
                              envs_per_worker=m)
         assert same["matrix"]["success"] == plain["matrix"]["success"]
         assert plain["matrix"]["task_conditioned"] is None
+
+
+def test_packnet_run_keeps_every_tasks_model_through_later_checkpoints(train_push, tmp_path):
+    """End to end: a PackNet run, its checkpoints loaded by name, each task selected: task j's answers are the
+    same from every checkpoint k >= j, so its matrix column is constant below the diagonal (BWT exactly 0)."""
+    run = train_push(tmp_path, "pn", "continual_learning.algorithm.name=packnet", steps=4)
+    policies = {k: InferencePolicy.from_loaded(load_run_model(run, f"task_{k}")) for k in range(3)}
+    loaded = load_run_model(run, "last")
+    for j, (name, text) in enumerate(loaded.stream_tasks):
+        obs = {**observation(loaded, text, seed=j), "task_name": name}
+        answers = [policies[k].infer(obs)["actions"] for k in range(j, 3)]
+        assert all(np.array_equal(a, answers[0]) for a in answers[1:]), f"task {j} changed after it was trained"
+    result = evaluate_run(run, "synthetic_push3", trials=2, out_dir=tmp_path / "eval", max_steps=12)
+    assert result["matrix"]["task_conditioned"] == "weight_masks"
+    success = np.array(result["matrix"]["success"], dtype=float)
+    for j in range(3):
+        assert len(set(success[j:, j])) == 1
+    assert result["metrics"]["bwt"] == 0.0
