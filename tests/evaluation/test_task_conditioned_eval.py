@@ -128,3 +128,21 @@ def test_packnet_run_keeps_every_tasks_model_through_later_checkpoints(train_pus
     for j in range(3):
         assert len(set(success[j:, j])) == 1
     assert result["metrics"]["bwt"] == 0.0
+
+
+def test_the_policy_server_answers_with_the_named_tasks_parameters(masked_run):
+    from AlphaBrain.deployment.policy_client import PolicyClient, PolicyServerError
+    from AlphaBrain.deployment.policy_server import PolicyServer
+
+    loaded = load_run_model(masked_run, "last")
+    local = InferencePolicy.from_loaded(load_run_model(masked_run, "last"))
+    with PolicyServer(InferencePolicy.from_loaded(loaded), port=0).start_in_thread() as handle:
+        with PolicyClient(port=handle.port, timeout=30) as client:
+            meta = client.get_server_metadata()
+            assert meta["task_conditioned"] == "weight_masks"
+            assert meta["tasks"] == [name for name, _ in loaded.stream_tasks]
+            for j, (name, _) in enumerate(loaded.stream_tasks):
+                obs = {**observation(loaded, "an instruction the run never saw", seed=j), "task_name": name}
+                np.testing.assert_array_equal(client.infer(obs)["actions"], local.infer(obs)["actions"])
+            with pytest.raises(PolicyServerError, match="is not one this run trained on"):
+                client.infer(observation(loaded, "do a backflip"))
