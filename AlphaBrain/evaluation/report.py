@@ -85,6 +85,8 @@ def run_report_html(m: SuccessMatrix, metrics: dict, curve: Optional[dict], run_
     title = f"{m.run_id or m.source or 'run'}" + (f" on {m.suite}" if m.suite else "")
     body = [f"<p>{m.num_tasks} tasks, {m.num_checkpoints} of {m.num_tasks} task checkpoints evaluated"
             + (" (last-only)" if m.last_only else "") + (f"; source {html.escape(str(m.source))}" if m.source else "")
+            + (f"; task-conditioned ({html.escape(m.task_conditioned)}): each cell ran with its task's own "
+               "parameters, so the task was known at test time" if m.task_conditioned else "")
             + "</p>", "<h2>Metrics</h2>", _metrics_table(metrics),
             "<h2>Success matrix</h2>", _png(lambda p: plot_matrix_heatmap(m, p)),
             f"<pre>{html.escape(format_matrix_table(m))}</pre>",

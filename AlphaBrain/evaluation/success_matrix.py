@@ -10,7 +10,8 @@ The file (written by the evaluator into `results/eval_cl/<run_id>/matrix.json`):
       "checkpoints": ["task_0_id0_steps_5000", ...], # row k of "success" = checkpoints[k]; optional
       "success": [[0.9, null, ...], ...],            # fractions in 0..1, null = not evaluated
       "initial": [0.0, 0.02, ...],                   # optional: the untrained policy, one per eval task
-      "trials": 50                                   # optional: rollouts per cell (int or a matrix of them)
+      "trials": 50,                                  # optional: rollouts per cell (int or a matrix of them)
+      "task_conditioned": "weight_masks"             # optional: each cell ran with its task's own parameters
     }
 
 Columns are matched to the training order by task NAME, never by position or
@@ -35,7 +36,8 @@ from AlphaBrain.utils.errors import UserError, did_you_mean
 from AlphaBrain.utils.text import unique_task_names
 
 REQUIRED_KEYS = ("train_order", "eval_tasks", "success")
-KNOWN_KEYS = ("run_id", "suite", "train_order", "eval_tasks", "checkpoints", "success", "initial", "trials")
+KNOWN_KEYS = ("run_id", "suite", "train_order", "eval_tasks", "checkpoints", "success", "initial", "trials",
+              "task_conditioned")
 
 _CKPT_TASK = re.compile(r"^task_(\d+)(?:_|$)")
 
@@ -52,6 +54,7 @@ class SuccessMatrix:
     suite: Optional[str] = None
     initial: Optional[np.ndarray] = None
     trials: Any = None
+    task_conditioned: Optional[str] = None  # PackNet masks / per-task adapters: the task was known at test time
     source: Optional[str] = field(default=None, compare=False)
     row_positions: list[int] = field(default_factory=list)
 
@@ -103,6 +106,8 @@ class SuccessMatrix:
             out["initial"] = rates_to_json(self.initial)
         if self.trials is not None:
             out["trials"] = self.trials
+        if self.task_conditioned is not None:
+            out["task_conditioned"] = self.task_conditioned
         return out
 
 
@@ -241,6 +246,7 @@ def matrix_from_dict(d: Any, source: Optional[str] = None) -> SuccessMatrix:
         suite=_optional_string(d, "suite", where),
         initial=initial,
         trials=trials,
+        task_conditioned=_optional_string(d, "task_conditioned", where),
         source=source,
         row_positions=positions,
     )

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from AlphaBrain.deployment.policy import InferencePolicy
 from AlphaBrain.evaluation.cl_eval import evaluate_run
+from AlphaBrain.evaluation.matrix import load_matrix
 from AlphaBrain.model import task_conditioning
 from AlphaBrain.model.task_conditioning import WeightMasks, conditioning_state
 from AlphaBrain.runs import RunDir, load_run_model
@@ -99,6 +100,7 @@ def test_evaluation_runs_every_cell_with_its_own_task(push_run, masked_run, tmp_
     result = evaluate_run(masked_run, "synthetic_push3", trials=2, out_dir=tmp_path / "eval", max_steps=6)
     assert result["matrix"]["task_conditioned"] == "weight_masks"
     assert json.loads((tmp_path / "eval" / "matrix.json").read_text())["task_conditioned"] == "weight_masks"
+    assert load_matrix(tmp_path / "eval").task_conditioned == "weight_masks"
     assert sorted(set(selected)) == [0, 1, 2]
 
     # Masks that keep every weight for every task: the same matrix as the run without them.
