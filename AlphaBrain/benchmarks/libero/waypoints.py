@@ -206,3 +206,36 @@ class ScriptedExpert:
             arm = arm + self.rng.normal(0.0, self.noise, size=6)
         arm = np.clip(arm, -self.max_delta, self.max_delta)
         return np.clip(np.concatenate([arm, [gripper]]), -1.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- pick and place (shared by the experts)
+
+# Measured in the LIBERO-Goal scene. The Panda gripper pointing down (yaw 0) closes its
+# fingers along world y; the finger pads reach ~0.5-1 cm below the end-effector site.
+BOWL_RIM_RADIUS = 0.048   # akita black bowl: outer radius ~0.053, wall ~0.5 cm
+BOWL_HEIGHT = 0.051
+PLATE_RADIUS = 0.068      # the plate's rim (slanted boxes) reaches ~0.068 from its centre, top ~0.919
+TABLE_Z = 0.90
+
+
+def pick_and_place(grasp: np.ndarray, place: np.ndarray, *, lift_z: float, grasp_tol: float = 0.008,
+                   approach_dz: float = 0.08, close_steps: int = 12, release_steps: int = 8) -> list[Phase]:
+    """Phases of a top-down pick at `grasp` and a release at `place` (both end-effector positions)."""
+    above_grasp = grasp + np.array([0.0, 0.0, approach_dz])
+    above_place = np.array([place[0], place[1], lift_z])
+    return [
+        Phase("approach", at(above_grasp), OPEN, tol=0.015, max_steps=80),
+        Phase("descend", at(grasp), OPEN, tol=grasp_tol, max_steps=50, speed=0.6),
+        Phase("grasp", None, CLOSE, max_steps=close_steps, min_steps=close_steps),
+        Phase("lift", at(np.array([grasp[0], grasp[1], lift_z])), CLOSE, tol=0.02, max_steps=60),
+        Phase("carry", at(above_place), CLOSE, tol=0.012, max_steps=90),
+        Phase("lower", at(place), CLOSE, tol=0.01, max_steps=50, speed=0.5),
+        Phase("release", None, OPEN, max_steps=release_steps, min_steps=release_steps),
+        Phase("retreat", at(place + np.array([0.0, 0.0, 0.08])), OPEN, tol=0.02, max_steps=30),
+    ]
+
+
+def bowl_rim_grasp(bowl: np.ndarray) -> np.ndarray:
+    # The rim on the robot's side (-x), fingers turned to close along x: the hand stays clear of
+    # the cabinet (which a grasp on the -y side hits when carrying to the plate).
+    return np.array([bowl[0] - BOWL_RIM_RADIUS, bowl[1], bowl[2] + 0.03])
