@@ -90,7 +90,8 @@ class _FakeEnv:
         self.raw_obs = {"robot0_eef_pos": np.asarray(eef, dtype=np.float64), "robot0_eef_quat": np.asarray(quat),
                         "akita_black_bowl_1_pos": np.array([-0.08, 0.0, 0.898]),
                         "plate_1_pos": np.array([0.05, -0.01, 0.902]),
-                        "cream_cheese_1_pos": np.array([-0.05, 0.13, 0.909])}
+                        "cream_cheese_1_pos": np.array([-0.05, 0.13, 0.909]),
+                        "wine_bottle_1_pos": np.array([-0.21, -0.052, 0.899])}
 
 
 def test_expert_actions_are_clipped_float32_and_seeded():

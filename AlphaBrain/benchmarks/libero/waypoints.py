@@ -219,8 +219,12 @@ TABLE_Z = 0.90
 
 
 def pick_and_place(grasp: np.ndarray, place: np.ndarray, *, lift_z: float, grasp_tol: float = 0.008,
-                   approach_dz: float = 0.08, close_steps: int = 12, release_steps: int = 8) -> list[Phase]:
-    """Phases of a top-down pick at `grasp` and a release at `place` (both end-effector positions)."""
+                   approach_dz: float = 0.08, close_steps: int = 12, release_steps: int = 8,
+                   via: Sequence[np.ndarray] = ()) -> list[Phase]:
+    """Phases of a top-down pick at `grasp` and a release at `place` (both end-effector positions).
+
+    `via`: points the carry passes through (around a fixture in the straight path).
+    """
     above_grasp = grasp + np.array([0.0, 0.0, approach_dz])
     above_place = np.array([place[0], place[1], lift_z])
     return [
@@ -228,6 +232,7 @@ def pick_and_place(grasp: np.ndarray, place: np.ndarray, *, lift_z: float, grasp
         Phase("descend", at(grasp), OPEN, tol=grasp_tol, max_steps=50, speed=0.6),
         Phase("grasp", None, CLOSE, max_steps=close_steps, min_steps=close_steps),
         Phase("lift", at(np.array([grasp[0], grasp[1], lift_z])), CLOSE, tol=0.02, max_steps=60),
+        *(Phase(f"via{i}", at(p), CLOSE, tol=0.03, max_steps=90) for i, p in enumerate(via)),
         Phase("carry", at(above_place), CLOSE, tol=0.012, max_steps=90),
         Phase("lower", at(place), CLOSE, tol=0.01, max_steps=50, speed=0.5),
         Phase("release", None, OPEN, max_steps=release_steps, min_steps=release_steps),
