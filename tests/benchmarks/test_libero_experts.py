@@ -77,15 +77,16 @@ class _FakeEnv:
                  "wooden_cabinet_1_top_side"]
         model = type("M", (), {})()
         model.site_name2id = self._Names(sites)
-        model.geom_name2id = self._Names(["flat_stove_1_g22"])
+        model.geom_name2id = self._Names(["flat_stove_1_g22", "wooden_cabinet_1_g18", "wooden_cabinet_1_g29"])
         model.body_name2id = self._Names(["flat_stove_1_button"])
-        model.get_joint_qpos_addr = self._Names(["flat_stove_1_button"])
+        model.get_joint_qpos_addr = self._Names(["flat_stove_1_button", "wooden_cabinet_1_top_level",
+                                                 "wooden_cabinet_1_middle_level"])
         data = type("D", (), {})()
         data.site_xpos = np.array([[-0.25, 0.2, 0.905], [-0.25, 0.2, 0.927], [-0.05, 0.21, 0.895],
                                    [0.036, -0.25, 1.127]])
-        data.geom_xpos = np.array([[-0.368, 0.203, 0.92]])
+        data.geom_xpos = np.array([[-0.368, 0.203, 0.92], [0.042, -0.132, 1.089], [0.042, -0.132, 1.015]])
         data.body_xpos = np.array([[-0.404, 0.202, 0.905]])
-        data.qpos = np.array([0.0])
+        data.qpos = np.array([0.0, 0.0, 0.0])
         self.raw_env = type("E", (), {"sim": type("S", (), {"model": model, "data": data})()})()
         self.raw_obs = {"robot0_eef_pos": np.asarray(eef, dtype=np.float64), "robot0_eef_quat": np.asarray(quat),
                         "akita_black_bowl_1_pos": np.array([-0.08, 0.0, 0.898]),

@@ -9,10 +9,64 @@ from __future__ import annotations
 
 import numpy as np
 
-from AlphaBrain.benchmarks.libero.waypoints import ScriptedExpert, bowl_rim_grasp, obj_pos, pick_and_place, site_pos
+from AlphaBrain.benchmarks.libero.waypoints import (
+    CLOSE,
+    OPEN,
+    Phase,
+    ScriptedExpert,
+    at,
+    bowl_rim_grasp,
+    geom_pos,
+    joint_qpos,
+    obj_pos,
+    pick_and_place,
+    site_pos,
+)
 
 CABINET_TOP_SITE = "wooden_cabinet_1_top_side"   # the goal region on the cabinet's top board (z ~1.127)
 LIFT_ABOVE_TOP = 0.10   # carry height above the top board: the bowl's bottom (3 cm under the grasp) clears it
+
+# The drawers slide along world +y when opened (joint qpos from 0 down to -0.16; LIBERO's Open: qpos < -0.14).
+# Each handle is a bar along x (1.7 cm high, 1.5 cm deep) on two posts, 1.6 cm in front of the drawer; the
+# drawer above leaves no room for a hand reaching down behind the bar, so the gripper grasps it horizontally.
+DRAWERS = {   # level -> (slide joint, handle bar geom)
+    "top": ("wooden_cabinet_1_top_level", "wooden_cabinet_1_g18"),
+    "middle": ("wooden_cabinet_1_middle_level", "wooden_cabinet_1_g29"),
+}
+OPEN_Q = -0.15   # pull until here (LIBERO's threshold -0.14, the joint's limit -0.16)
+HORIZONTAL = -np.pi / 2   # tilt: fingers pointing along -y (into the drawer), closing vertically round the bar
+
+
+def drawer_phases(env, level: str) -> list[Phase]:
+    """Turn the gripper horizontal in front of the handle, close it round the bar, pull the drawer open."""
+    joint, bar_geom = DRAWERS[level]
+    bar = geom_pos(env, bar_geom)
+    grasp = bar + np.array([0.0, -0.002, 0.0])   # pad centres on the bar's front half, fingertips clear of the posts
+    front = grasp + np.array([0.0, 0.07, 0.0])   # straight in front of it, fingers open above and below the bar
+
+    def pull(env) -> np.ndarray:   # ahead of the moving bar along +y: the OSC's force grows with the error
+        return geom_pos(env, bar_geom) + np.array([0.0, 0.06, 0.0])
+
+    return [
+        Phase("turn", at(front + np.array([-0.05, 0.05, 0.08])), OPEN, tol=0.03, max_steps=60, min_steps=25,
+              tilt=HORIZONTAL, yaw=lambda env: 0.0),
+        Phase("front", at(front), OPEN, tol=0.01, max_steps=60),
+        Phase("in", at(grasp), OPEN, tol=0.006, max_steps=40, speed=0.5),
+        Phase("grasp_bar", None, CLOSE, max_steps=12, min_steps=12),
+        Phase("pull", pull, CLOSE, tol=0.0, max_steps=120, speed=0.6, track=True,
+              done=lambda env: joint_qpos(env, joint) < OPEN_Q),
+        Phase("let_go", None, OPEN, max_steps=6, min_steps=6),
+    ]
+
+
+class OpenMiddleDrawer(ScriptedExpert):
+    """Grasp the middle drawer's handle bar with the gripper horizontal, pull the drawer open along +y."""
+
+    task_name = "open_the_middle_drawer_of_the_cabinet"
+
+    def plan(self, env):
+        back = lambda env: np.asarray(env.raw_obs["robot0_eef_pos"]) + np.array([0.0, 0.06, 0.0])  # noqa: E731
+        return [*drawer_phases(env, "middle"), Phase("retreat", back, OPEN, tol=0.01, max_steps=20)]
 
 
 class BowlOnCabinet(ScriptedExpert):

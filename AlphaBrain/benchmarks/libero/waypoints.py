@@ -52,12 +52,15 @@ def _mat_to_axis_angle(m: np.ndarray) -> np.ndarray:
     return axis / np.linalg.norm(axis) * angle
 
 
-def _down_orientation(yaw: float) -> np.ndarray:
-    """Rotation matrix of the gripper pointing straight down, turned by `yaw` about world z."""
+def _down_orientation(yaw: float, tilt: float = 0.0) -> np.ndarray:
+    """Rotation matrix of the gripper pointing straight down, turned by `yaw` about world z, then
+    tilted by `tilt` about world x (-pi/2: the fingers point along -y, closing vertically at yaw 0)."""
     c, s = np.cos(yaw), np.sin(yaw)
     rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     flip = np.diag([1.0, -1.0, -1.0])  # 180 degrees about x: LIBERO's home orientation
-    return rz @ flip
+    ct, st = np.cos(tilt), np.sin(tilt)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, ct, -st], [0.0, st, ct]])
+    return rx @ rz @ flip
 
 
 def _sim_of(env) -> Any:
@@ -120,6 +123,7 @@ class Phase:
     track: bool = False   # re-evaluate the target every step (else once, when the phase starts)
     done: Optional[Callable[[Any], bool]] = None   # ends the phase early (e.g. the object reached its goal)
     yaw: Optional[Callable[[Any], float]] = None   # gripper yaw during the phase (default: the expert's)
+    tilt: Optional[float] = None   # from this phase on, the gripper's tilt about world x (default: unchanged)
 
 
 class ScriptedExpert:
@@ -138,6 +142,7 @@ class ScriptedExpert:
         self.t = 0
         self._frozen: Optional[np.ndarray] = None
         self.yaw = 0.0
+        self.tilt = 0.0   # about world x, after the yaw (see _down_orientation)
 
     # ------------------------------------------------------------------ API
 
@@ -179,8 +184,11 @@ class ScriptedExpert:
                     self._frozen = None
                 continue
             self.t += 1
-            if ph.yaw is not None:
-                self.yaw = float(ph.yaw(env))
+            if ph.tilt is not None:
+                self.tilt = float(ph.tilt)
+            if ph.yaw is not None or ph.tilt is not None:
+                if ph.yaw is not None:
+                    self.yaw = float(ph.yaw(env))
                 rot = self._rotation_action(np.asarray(obs["robot0_eef_quat"], dtype=np.float64))
             pos = np.clip(err * self.gain, -ph.speed, ph.speed)
             return self._finish(pos, rot, ph.gripper)
@@ -197,7 +205,7 @@ class ScriptedExpert:
 
     def _rotation_action(self, quat_xyzw: np.ndarray) -> np.ndarray:
         current = _quat_xyzw_to_mat(quat_xyzw)
-        err = _mat_to_axis_angle(_down_orientation(self.yaw) @ current.T)  # world-frame rotation to apply
+        err = _mat_to_axis_angle(_down_orientation(self.yaw, self.tilt) @ current.T)  # world-frame rotation to apply
         return np.clip(err * self.rot_gain, -1.0, 1.0)
 
     def _finish(self, pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndarray:
