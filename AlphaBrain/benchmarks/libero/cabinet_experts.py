@@ -7,9 +7,12 @@ there. Importing this module starts no simulator.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from AlphaBrain.benchmarks.libero.waypoints import (
+    BOWL_RIM_RADIUS,
     CLOSE,
     OPEN,
     Phase,
@@ -105,3 +108,47 @@ class WineBottleOnCabinet(ScriptedExpert):
         # first along +x at the bottle's y, then to the cabinet: a straight line passes over the rack
         via = [np.array([top[0] - 0.05, bottle[1], lift_z])]
         return pick_and_place(grasp, place, lift_z=lift_z, via=via)
+
+
+class TopDrawerBowlInside(ScriptedExpert):
+    """Pull the top drawer open, grasp the bowl's rim with the hand tilted clear of the drawer, lower it inside."""
+
+    task_name = "open_the_top_drawer_and_put_the_bowl_inside"
+    REGION_SITE = "wooden_cabinet_1_top_region"   # moves with the drawer; LIBERO's In: the bowl's origin inside
+    # The open drawer (bottom ~1.056) overhangs the bowl's +x side: a gripper straight above the rim would
+    # put its hand (~10 cm along x, 3-12 cm above the end effector) into it. Tilted about x, the hand leans
+    # to +y, clear of the drawer's front, until the fingers are at the rim; there the gripper turns upright
+    # (its hand now below the drawer), grasps, and slides the bowl to -x before lifting it past the drawer.
+    TILT = -0.35
+    GRASP_DZ = 0.028   # lower than the other bowl grasps: the upright hand must stay under the drawer
+    ASIDE_DX = -0.05
+    LIFT_Z = 1.2       # the bowl's bottom above the drawer's front (top ~1.122)
+
+    def plan(self, env):
+        bowl = obj_pos(env, "akita_black_bowl_1")
+        grasp = np.array([bowl[0] - BOWL_RIM_RADIUS, bowl[1], bowl[2] + self.GRASP_DZ])
+        offset = grasp - bowl
+        aside = grasp + np.array([self.ASIDE_DX, 0.0, 0.01])
+
+        def place(env) -> np.ndarray:   # where the drawer is now: the bowl ~1 cm above its floor (~1.064)
+            r = site_pos(env, self.REGION_SITE)
+            return np.array([r[0], r[1] + 0.005, r[2] - 0.015]) + offset
+
+        def eef_plus(d) -> Callable:
+            return lambda env: np.asarray(env.raw_obs["robot0_eef_pos"]) + np.asarray(d)
+
+        return [
+            *drawer_phases(env, "top"),
+            Phase("back", eef_plus([0.0, 0.07, 0.05]), OPEN, tol=0.02, max_steps=25, min_steps=10, tilt=self.TILT),
+            Phase("approach", at(grasp + np.array([0.0, 0.0, 0.06])), OPEN, tol=0.015, max_steps=80,
+                  yaw=lambda env: np.pi / 2),
+            Phase("descend", at(grasp), OPEN, tol=0.008, max_steps=50, speed=0.6),
+            Phase("upright", at(grasp), OPEN, tol=0.0, max_steps=10, min_steps=10, tilt=0.0),
+            Phase("grasp", None, CLOSE, max_steps=12, min_steps=12),
+            Phase("aside", at(aside), CLOSE, tol=0.012, max_steps=30),
+            Phase("lift", at(np.array([aside[0], aside[1], self.LIFT_Z])), CLOSE, tol=0.02, max_steps=60),
+            Phase("carry", lambda env: np.array([*place(env)[:2], self.LIFT_Z]), CLOSE, tol=0.012, max_steps=90),
+            Phase("lower", place, CLOSE, tol=0.01, max_steps=50, speed=0.5),
+            Phase("release", None, OPEN, max_steps=8, min_steps=8),
+            Phase("retreat", eef_plus([0.0, 0.0, 0.08]), OPEN, tol=0.02, max_steps=30),
+        ]

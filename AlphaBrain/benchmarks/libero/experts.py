@@ -39,7 +39,12 @@ from AlphaBrain.benchmarks.libero.waypoints import (
     pick_and_place,
     site_pos,
 )
-from AlphaBrain.benchmarks.libero.cabinet_experts import BowlOnCabinet, OpenMiddleDrawer, WineBottleOnCabinet
+from AlphaBrain.benchmarks.libero.cabinet_experts import (
+    BowlOnCabinet,
+    OpenMiddleDrawer,
+    TopDrawerBowlInside,
+    WineBottleOnCabinet,
+)
 from AlphaBrain.benchmarks.libero.tasks import LIBERO_TASKS
 from AlphaBrain.utils.errors import unknown_name
 
@@ -220,7 +225,7 @@ class PushPlateToStoveFront(ScriptedExpert):
 _ALL_EXPERTS = {
     cls.task_name: cls
     for cls in (BowlOnStove, PushPlateToStoveFront, CreamCheeseInBowl, TurnOnStove, BowlOnPlate, BowlOnCabinet,
-                WineBottleOnCabinet, OpenMiddleDrawer)
+                WineBottleOnCabinet, OpenMiddleDrawer, TopDrawerBowlInside)
 }
 # Every LIBERO-Goal task with a scripted expert, in the suite's official order.
 SCRIPTED_TASKS: tuple[str, ...] = tuple(t for t in LIBERO_TASKS["libero_goal"] if t in _ALL_EXPERTS)
