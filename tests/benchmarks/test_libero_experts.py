@@ -74,7 +74,7 @@ class _FakeEnv:
 
     def __init__(self, eef, quat=(1.0, 0.0, 0.0, 0.0)):
         sites = ["flat_stove_1_cook_region", "flat_stove_1_burner", "main_table_stove_front_region",
-                 "wooden_cabinet_1_top_side", "wooden_cabinet_1_top_region"]
+                 "wooden_cabinet_1_top_side", "wooden_cabinet_1_top_region", "wine_rack_1_top_region"]
         model = type("M", (), {})()
         model.site_name2id = self._Names(sites)
         model.geom_name2id = self._Names(["flat_stove_1_g22", "wooden_cabinet_1_g18", "wooden_cabinet_1_g29"])
@@ -83,7 +83,7 @@ class _FakeEnv:
                                                  "wooden_cabinet_1_middle_level"])
         data = type("D", (), {})()
         data.site_xpos = np.array([[-0.25, 0.2, 0.905], [-0.25, 0.2, 0.927], [-0.05, 0.21, 0.895],
-                                   [0.036, -0.25, 1.127], [0.036, -0.245, 1.091]])
+                                   [0.036, -0.25, 1.127], [0.036, -0.245, 1.091], [-0.267, -0.171, 1.137]])
         data.geom_xpos = np.array([[-0.368, 0.203, 0.92], [0.042, -0.132, 1.089], [0.042, -0.132, 1.015]])
         data.body_xpos = np.array([[-0.404, 0.202, 0.905]])
         data.qpos = np.array([0.0, 0.0, 0.0])

@@ -1,4 +1,4 @@
-"""Scripted experts of the LIBERO-Goal tasks around the wooden cabinet (its top, its drawers).
+"""Scripted experts of the LIBERO-Goal tasks around the wooden cabinet (its top, its drawers) and the wine rack.
 
 Same machinery as experts.py (waypoints.py: a waypoint machine on privileged simulator
 state); experts.py registers these classes in EXPERTS / SCRIPTED_TASKS, so import them from
@@ -151,4 +151,41 @@ class TopDrawerBowlInside(ScriptedExpert):
             Phase("lower", place, CLOSE, tol=0.01, max_steps=50, speed=0.5),
             Phase("release", None, OPEN, max_steps=8, min_steps=8),
             Phase("retreat", eef_plus([0.0, 0.0, 0.08]), OPEN, tol=0.02, max_steps=30),
+        ]
+
+
+class WineBottleOnRack(ScriptedExpert):
+    """Grasp the bottle's neck, lift it, tilt it parallel to the rack's upper board, lay it there above the lip."""
+
+    task_name = "put_the_wine_bottle_on_the_rack"
+    REGION_SITE = "wine_rack_1_top_region"   # at the front lip of the rack's upper board, ~1 cm above it
+    # The rack's two boards rise at ~31 degrees towards -y. LIBERO's On: the bottle's origin (its base centre)
+    # within 2.2 cm of the region across the board, 0-10 cm up the slope, touching the rack.
+    BOARD_NORMAL = np.array([0.0, 0.52, 0.85])
+    UP_SLOPE = np.array([0.0, -0.85, 0.52])
+    TILT = 1.02      # about x: the fingers (and the hanging bottle, neck up) point down the slope (+y)
+    NECK = WineBottleOnCabinet.NECK
+    UP = 0.03        # the base this far up the slope from the lip
+    DX = 0.05        # along the board (x), clear of the rack's central post (x ~-0.27) for the hand
+    LIFT_Z = 1.3
+
+    def plan(self, env):
+        self.yaw = np.pi / 2   # grasp as WineBottleOnCabinet (hand clear of the rack); yaw 0 once lifted
+        bottle = obj_pos(env, WineBottleOnCabinet.BOTTLE)
+        site = site_pos(env, self.REGION_SITE)
+        base = site + 0.012 * self.BOARD_NORMAL + self.UP * self.UP_SLOPE + np.array([self.DX, 0.0, 0.0])
+        fingers = np.array([0.0, np.sin(self.TILT), -np.cos(self.TILT)])   # the gripper's approach axis
+        lay = base - self.NECK * fingers   # the end effector holding the neck when the base is there
+        grasp = bottle + np.array([0.0, 0.0, self.NECK])
+        # yaw 0 before tilting: the fingers then close across the tilt axis (x), so the bottle turns with
+        # the hand instead of swinging about the grasp
+        return [
+            *pick_and_place(grasp, grasp, lift_z=self.LIFT_Z)[:4],   # approach, descend, grasp, lift
+            Phase("turn", at(np.array([lay[0], -0.05, self.LIFT_Z + 0.02])), CLOSE, tol=0.03, max_steps=60,
+                  min_steps=25, tilt=self.TILT, yaw=lambda env: 0.0),
+            Phase("over", at(lay + 0.05 * self.BOARD_NORMAL), CLOSE, tol=0.01, max_steps=60),
+            Phase("lay", at(lay + 0.005 * self.BOARD_NORMAL), CLOSE, tol=0.006, max_steps=40, speed=0.4),
+            Phase("release", None, OPEN, max_steps=8, min_steps=8),
+            Phase("retreat", lambda env: np.asarray(env.raw_obs["robot0_eef_pos"]) + np.array([0.0, 0.03, 0.06]),
+                  OPEN, tol=0.01, max_steps=30),
         ]

@@ -44,6 +44,7 @@ from AlphaBrain.benchmarks.libero.cabinet_experts import (
     OpenMiddleDrawer,
     TopDrawerBowlInside,
     WineBottleOnCabinet,
+    WineBottleOnRack,
 )
 from AlphaBrain.benchmarks.libero.tasks import LIBERO_TASKS
 from AlphaBrain.utils.errors import unknown_name
@@ -225,7 +226,7 @@ class PushPlateToStoveFront(ScriptedExpert):
 _ALL_EXPERTS = {
     cls.task_name: cls
     for cls in (BowlOnStove, PushPlateToStoveFront, CreamCheeseInBowl, TurnOnStove, BowlOnPlate, BowlOnCabinet,
-                WineBottleOnCabinet, OpenMiddleDrawer, TopDrawerBowlInside)
+                WineBottleOnCabinet, OpenMiddleDrawer, TopDrawerBowlInside, WineBottleOnRack)
 }
 # Every LIBERO-Goal task with a scripted expert, in the suite's official order.
 SCRIPTED_TASKS: tuple[str, ...] = tuple(t for t in LIBERO_TASKS["libero_goal"] if t in _ALL_EXPERTS)
