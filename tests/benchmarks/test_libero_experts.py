@@ -253,3 +253,23 @@ def test_mini_dataset_is_cached_and_other_parameters_are_refused(mini_dataset):
     with pytest.raises(DatasetError, match="episodes_per_task"):
         generate_stream_dataset("libero_goal_mini", mini_dataset, **{**MINI_ARGS, "episodes_per_task": 3}, workers=1,
                                 progress=False, log=logs.append)
+
+
+def test_scripted_stream_suite_and_generator_cover_every_libero_goal_task(monkeypatch, tmp_path):
+    from AlphaBrain.benchmarks import get_suite
+    from AlphaBrain.benchmarks.generate_cli import generators
+    from AlphaBrain.benchmarks.libero.generate import STREAMS
+    from AlphaBrain.benchmarks.libero.tasks import LIBERO_TASKS, default_render_mode
+    from AlphaBrain.streams.registry import get_stream_spec
+
+    assert SCRIPTED_TASKS == LIBERO_TASKS["libero_goal"]  # every task has an expert, in official order
+    suite, goal = get_suite("libero_goal_scripted"), get_suite("libero_goal")
+    assert suite.task_names == goal.task_names and {t.max_steps for t in suite.tasks} == {300}
+    monkeypatch.setenv("ALPHABRAIN_DATA_DIR", str(tmp_path))
+    assert suite.dataset_dir() == tmp_path / "libero_goal_scripted"
+    stream = get_stream_spec("libero_goal_scripted")
+    assert stream.num_tasks == 10 and list(stream.task_names) == suite.task_names
+    assert stream.base_data_mix() == str(tmp_path / "libero_goal_scripted")
+    assert get_stream_spec("libero_goal_mini").num_tasks == len(MINI_TASKS)  # unchanged
+    assert "libero_goal_scripted" in STREAMS and "libero_goal_scripted" in generators()
+    assert default_render_mode("libero_goal_scripted") == "fast"
