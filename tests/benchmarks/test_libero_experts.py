@@ -273,3 +273,11 @@ def test_scripted_stream_suite_and_generator_cover_every_libero_goal_task(monkey
     assert get_stream_spec("libero_goal_mini").num_tasks == len(MINI_TASKS)  # unchanged
     assert "libero_goal_scripted" in STREAMS and "libero_goal_scripted" in generators()
     assert default_render_mode("libero_goal_scripted") == "fast"
+
+
+def test_measure_experts_refuses_a_task_without_expert():
+    from AlphaBrain.benchmarks.libero.measure_experts import main
+
+    with pytest.raises(UserError) as err:
+        main(["--tasks", "open_the_microwave"])
+    assert "put_the_wine_bottle_on_the_rack" in str(err.value)
