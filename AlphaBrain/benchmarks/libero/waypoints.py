@@ -52,12 +52,15 @@ def _mat_to_axis_angle(m: np.ndarray) -> np.ndarray:
     return axis / np.linalg.norm(axis) * angle
 
 
-def _down_orientation(yaw: float) -> np.ndarray:
-    """Rotation matrix of the gripper pointing straight down, turned by `yaw` about world z."""
+def _down_orientation(yaw: float, tilt: float = 0.0) -> np.ndarray:
+    """Rotation matrix of the gripper pointing straight down, turned by `yaw` about world z, then
+    tilted by `tilt` about world x (-pi/2: the fingers point along -y, closing vertically at yaw 0)."""
     c, s = np.cos(yaw), np.sin(yaw)
     rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     flip = np.diag([1.0, -1.0, -1.0])  # 180 degrees about x: LIBERO's home orientation
-    return rz @ flip
+    ct, st = np.cos(tilt), np.sin(tilt)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, ct, -st], [0.0, st, ct]])
+    return rx @ rz @ flip
 
 
 def _sim_of(env) -> Any:
@@ -120,6 +123,7 @@ class Phase:
     track: bool = False   # re-evaluate the target every step (else once, when the phase starts)
     done: Optional[Callable[[Any], bool]] = None   # ends the phase early (e.g. the object reached its goal)
     yaw: Optional[Callable[[Any], float]] = None   # gripper yaw during the phase (default: the expert's)
+    tilt: Optional[float] = None   # from this phase on, the gripper's tilt about world x (default: unchanged)
 
 
 class ScriptedExpert:
@@ -138,6 +142,7 @@ class ScriptedExpert:
         self.t = 0
         self._frozen: Optional[np.ndarray] = None
         self.yaw = 0.0
+        self.tilt = 0.0   # about world x, after the yaw (see _down_orientation)
 
     # ------------------------------------------------------------------ API
 
@@ -179,8 +184,11 @@ class ScriptedExpert:
                     self._frozen = None
                 continue
             self.t += 1
-            if ph.yaw is not None:
-                self.yaw = float(ph.yaw(env))
+            if ph.tilt is not None:
+                self.tilt = float(ph.tilt)
+            if ph.yaw is not None or ph.tilt is not None:
+                if ph.yaw is not None:
+                    self.yaw = float(ph.yaw(env))
                 rot = self._rotation_action(np.asarray(obs["robot0_eef_quat"], dtype=np.float64))
             pos = np.clip(err * self.gain, -ph.speed, ph.speed)
             return self._finish(pos, rot, ph.gripper)
@@ -197,7 +205,7 @@ class ScriptedExpert:
 
     def _rotation_action(self, quat_xyzw: np.ndarray) -> np.ndarray:
         current = _quat_xyzw_to_mat(quat_xyzw)
-        err = _mat_to_axis_angle(_down_orientation(self.yaw) @ current.T)  # world-frame rotation to apply
+        err = _mat_to_axis_angle(_down_orientation(self.yaw, self.tilt) @ current.T)  # world-frame rotation to apply
         return np.clip(err * self.rot_gain, -1.0, 1.0)
 
     def _finish(self, pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndarray:
@@ -206,3 +214,41 @@ class ScriptedExpert:
             arm = arm + self.rng.normal(0.0, self.noise, size=6)
         arm = np.clip(arm, -self.max_delta, self.max_delta)
         return np.clip(np.concatenate([arm, [gripper]]), -1.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- pick and place (shared by the experts)
+
+# Measured in the LIBERO-Goal scene. The Panda gripper pointing down (yaw 0) closes its
+# fingers along world y; the finger pads reach ~0.5-1 cm below the end-effector site.
+BOWL_RIM_RADIUS = 0.048   # akita black bowl: outer radius ~0.053, wall ~0.5 cm
+BOWL_HEIGHT = 0.051
+PLATE_RADIUS = 0.068      # the plate's rim (slanted boxes) reaches ~0.068 from its centre, top ~0.919
+TABLE_Z = 0.90
+
+
+def pick_and_place(grasp: np.ndarray, place: np.ndarray, *, lift_z: float, grasp_tol: float = 0.008,
+                   approach_dz: float = 0.08, close_steps: int = 12, release_steps: int = 8,
+                   via: Sequence[np.ndarray] = ()) -> list[Phase]:
+    """Phases of a top-down pick at `grasp` and a release at `place` (both end-effector positions).
+
+    `via`: points the carry passes through (around a fixture in the straight path).
+    """
+    above_grasp = grasp + np.array([0.0, 0.0, approach_dz])
+    above_place = np.array([place[0], place[1], lift_z])
+    return [
+        Phase("approach", at(above_grasp), OPEN, tol=0.015, max_steps=80),
+        Phase("descend", at(grasp), OPEN, tol=grasp_tol, max_steps=50, speed=0.6),
+        Phase("grasp", None, CLOSE, max_steps=close_steps, min_steps=close_steps),
+        Phase("lift", at(np.array([grasp[0], grasp[1], lift_z])), CLOSE, tol=0.02, max_steps=60),
+        *(Phase(f"via{i}", at(p), CLOSE, tol=0.03, max_steps=90) for i, p in enumerate(via)),
+        Phase("carry", at(above_place), CLOSE, tol=0.012, max_steps=90),
+        Phase("lower", at(place), CLOSE, tol=0.01, max_steps=50, speed=0.5),
+        Phase("release", None, OPEN, max_steps=release_steps, min_steps=release_steps),
+        Phase("retreat", at(place + np.array([0.0, 0.0, 0.08])), OPEN, tol=0.02, max_steps=30),
+    ]
+
+
+def bowl_rim_grasp(bowl: np.ndarray) -> np.ndarray:
+    # The rim on the robot's side (-x), fingers turned to close along x: the hand stays clear of
+    # the cabinet (which a grasp on the -y side hits when carrying to the plate).
+    return np.array([bowl[0] - BOWL_RIM_RADIUS, bowl[1], bowl[2] + 0.03])
