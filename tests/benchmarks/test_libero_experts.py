@@ -198,7 +198,7 @@ def test_more_scripted_experts_solve_their_task(task):
 
     spec = next(s for s in suite_task_specs("libero_goal") if s.bddl_name == task)
     wins = _expert_wins(spec, range(3))  # the full 0-9 table is in docs/benchmarks/libero_mini.md
-    assert np.mean(wins) >= 2 / 3, f"{task}: expert succeeded in {sum(wins)}/{len(wins)} init states"
+    assert np.mean(wins) >= 0.8, f"{task}: expert succeeded in {sum(wins)}/{len(wins)} init states"
 
 
 @pytest.fixture(scope="module")
