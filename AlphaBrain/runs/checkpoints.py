@@ -132,18 +132,17 @@ def load_cl_tensors(ckpt: TaskCheckpoint) -> dict:
     return load_file(str(path))
 
 
-def read_checkpoint_parts(weights: Path) -> tuple[dict, dict]:
-    """(`_cl_state.json`, `_cl_state.safetensors`) of the checkpoint whose weights are `weights`; ({}, {}) when the
-    weights are a file outside a run (no marker next to them)."""
+def checkpoint_of_weights(weights: Path) -> Optional[TaskCheckpoint]:
+    """The checkpoint whose weights are `weights` (its `_cl_state.json` read), or None for a file outside a run."""
     prefix = weights.parent / strip_checkpoint_suffix(weights.name)
     marker = Path(f"{prefix}{CL_STATE_SUFFIX}")
     if not marker.is_file():
-        return {}, {}
+        return None
     try:
         state = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{marker} is damaged ({exc}); evaluate another checkpoint or retrain that task.") from None
-    return state, load_cl_tensors(TaskCheckpoint(prefix, 0, 0, 0, state))
+    return TaskCheckpoint(prefix, 0, 0, 0, state)
 
 
 def load_state_into(model: Any, weights: Path, fix_hint: str) -> None:

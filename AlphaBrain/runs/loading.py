@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from AlphaBrain.runs.checkpoints import load_state_into, read_checkpoint_parts
+from AlphaBrain.runs.checkpoints import checkpoint_of_weights, load_cl_tensors, load_state_into
 from AlphaBrain.runs.layout import LORA_DIR_SUFFIX, MERGED_SUFFIX, STREAM_FILE
 from AlphaBrain.runs.run_dir import RunDir, policy_spec
 from AlphaBrain.utils.atomic_io import atomic_path
@@ -197,10 +197,13 @@ def load_run_model(
 
 def _conditioning(weights: Path) -> Any:
     """The per-task parameters stored with the checkpoint of `weights`, or None."""
-    from AlphaBrain.model.task_conditioning import conditioning_from_checkpoint
+    from AlphaBrain.model.task_conditioning import CONDITIONING_KEY, conditioning_from_checkpoint
 
-    state, tensors = read_checkpoint_parts(weights)
-    return conditioning_from_checkpoint(state.get("algorithm") or {}, tensors)
+    ckpt = checkpoint_of_weights(weights)
+    algorithm = (ckpt.state.get("algorithm") or {}) if ckpt is not None else {}
+    if not algorithm.get(CONDITIONING_KEY):  # the algorithm's tensors (e.g. EWC's Fisher) are not read for nothing
+        return None
+    return conditioning_from_checkpoint(algorithm, load_cl_tensors(ckpt))
 
 
 def _stream_tasks(run: RunDir) -> list[tuple[str, str]]:
