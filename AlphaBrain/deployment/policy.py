@@ -242,24 +242,27 @@ class InferencePolicy:
 
     def _predict(self, examples: list[dict], batch: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Normalized chunks [B, horizon, action_dim]: one forward, or one per task for a task-conditioned model."""
-        groups: dict[tuple, list[int]] = {}
+        if self._select_task is None:
+            return self._forward(examples)
+        groups: dict[tuple, list[int]] = {}  # (task name or None, instruction) -> rows
         for i, (obs, ex) in enumerate(zip(batch, examples)):
-            task = obs.get("task_name") if self._select_task is not None else None
-            key = (str(task) if task else None, ex["lang"]) if self._select_task is not None else ()
-            groups.setdefault(key, []).append(i)
+            task = obs.get("task_name")
+            groups.setdefault((str(task) if task else None, ex["lang"]), []).append(i)
         chunks = np.empty((len(examples), self.action_horizon, self.action_dim), dtype=np.float32)
         for key, rows in groups.items():
-            if self._select_task is not None:
-                try:
-                    self._select_task(*key)
-                except UserError as exc:
-                    raise ValueError(str(exc)) from None
-            out = np.asarray(self.model.predict_action([examples[i] for i in rows]), dtype=np.float32)
-            expected = (len(rows), self.action_horizon, self.action_dim)
-            if out.shape != expected:
-                raise RuntimeError(f"model returned actions of shape {list(out.shape)}, expected {list(expected)}")
-            chunks[rows] = out
+            try:
+                self._select_task(*key)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+            chunks[rows] = self._forward([examples[i] for i in rows])
         return chunks
+
+    def _forward(self, examples: list[dict]) -> np.ndarray:
+        out = np.asarray(self.model.predict_action(examples), dtype=np.float32)
+        expected = (len(examples), self.action_horizon, self.action_dim)
+        if out.shape != expected:
+            raise RuntimeError(f"model returned actions of shape {list(out.shape)}, expected {list(expected)}")
+        return out
 
     def _example(self, obs: Mapping[str, Any]) -> dict:
         if not isinstance(obs, Mapping):
