@@ -143,6 +143,10 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | 
         return args.handled[rid]
     record_path = out / "runs" / f"{rid}.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"run_id": rid, "seconds": {}}
+    if "metrics" in record:  # finished: the record alone serves (it may be a committed one without its run folders)
+        print(f"[{method} seed {seed}] {rid}: finished earlier")
+        args.handled[rid] = record
+        return record
     log = out / "runs" / f"{rid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     ckpts = REPO / "results" / "Checkpoints" / rid / "checkpoints"
