@@ -272,7 +272,7 @@ def test_scripted_stream_suite_and_generator_cover_every_libero_goal_task(monkey
     assert stream.base_data_mix() == str(tmp_path / "libero_goal_scripted")
     assert get_stream_spec("libero_goal_mini").num_tasks == len(MINI_TASKS)  # unchanged
     assert "libero_goal_scripted" in STREAMS and "libero_goal_scripted" in generators()
-    assert default_render_mode("libero_goal_scripted") == "fast"
+    assert default_render_mode("libero_goal_scripted") == "lowpoly"
 
 
 def test_measure_experts_refuses_a_task_without_expert():

@@ -172,7 +172,7 @@ class LiberoEnv(ClosingEnv):
     Args:
         spec: the task (tasks.suite_task_specs).
         image_size: (height, width) of both cameras.
-        render_mode: "exact" (LIBERO's pixels) or "fast" (render.py says what it changes); default:
+        render_mode: "exact" (LIBERO's pixels), "fast" or "lowpoly" (render.py says what they change); default:
             $ALPHABRAIN_LIBERO_RENDER, else the suite's default (tasks.default_render_mode).
         max_steps: episode limit (default: the suite's).
         num_wait_steps: no-op steps after each reset (not counted in max_steps).

@@ -221,7 +221,9 @@ def generate_stream_dataset(
 
 
 def _add_expert_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--render-mode", default=None, choices=["exact", "fast"],
+    from AlphaBrain.benchmarks.libero.render import RENDER_MODES  # no GL import: settings only
+
+    p.add_argument("--render-mode", default=None, choices=list(RENDER_MODES),
                    help="render settings (default: the suite's, i.e. what its evaluation uses)")
     p.add_argument("--noise", type=float_arg(0.0, 0.5), default=0.05, help="std of the experts' action noise (default 0.05)")
 

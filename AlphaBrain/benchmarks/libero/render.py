@@ -1,6 +1,6 @@
 """Headless rendering of LIBERO scenes: settings presets, per-render GL context, skipped frames.
 
-Two presets (`RENDER_MODES`):
+Three presets (`RENDER_MODES`):
 
 * ``"exact"`` — MuJoCo/LIBERO defaults (4x multisampling, reflective floor/table): the
   pixels LIBERO's published datasets were rendered with. Default of the four LIBERO suites.
@@ -10,6 +10,10 @@ Two presets (`RENDER_MODES`):
   disappear (docs/benchmarks/libero.md has the measured differences). Safe only when
   training data and evaluation are rendered alike: the default of ``libero_goal_mini``,
   whose dataset this package renders itself.
+* ``"lowpoly"`` — "fast" plus visual meshes reduced to about 1000 faces each (mesh_lod.py):
+  another ~4x per frame on a CPU renderer (the scene's ~240 k visual triangles are what a frame
+  costs there). Physics unchanged (only meshes no colliding geom uses are touched). Default of
+  ``libero_goal_scripted``, the stream meant for a CPU-only 10-task study.
 
 ``ALPHABRAIN_LIBERO_RENDER=exact|fast`` overrides a suite's default.
 
@@ -38,6 +42,7 @@ class RenderSettings:
     reflections: bool = True    # reflective planes (LIBERO floors and tables) drawn a second time, mirrored
     shadows: bool = True        # LIBERO lights cast no shadows: no pixel or time difference, off in fast anyway
     skybox: bool = True         # not visible from LIBERO's cameras: no pixel or time difference
+    max_mesh_faces: Optional[int] = None  # visual meshes above this are simplified (mesh_lod.py); None = as loaded
 
     @property
     def is_default(self) -> bool:
@@ -47,6 +52,8 @@ class RenderSettings:
 RENDER_MODES: dict[str, RenderSettings] = {
     "exact": RenderSettings(),
     "fast": RenderSettings(multisampling=False, reflections=False, shadows=False, skybox=False),
+    "lowpoly": RenderSettings(multisampling=False, reflections=False, shadows=False, skybox=False,
+                              max_mesh_faces=1000),
 }
 
 RENDER_ENV_VAR = "ALPHABRAIN_LIBERO_RENDER"
@@ -74,6 +81,10 @@ def patch_sim(sim, settings: RenderSettings, state: "RenderState") -> None:
     model = sim.model._model
     if not settings.multisampling:
         model.vis.quality.offsamples = 0  # read when the MjrContext is made: before robosuite makes it
+    if settings.max_mesh_faces:
+        from AlphaBrain.benchmarks.libero.mesh_lod import simplify_visual_meshes
+
+        simplify_visual_meshes(model, settings.max_mesh_faces)  # before the context uploads the meshes
     original = sim.render
 
     def render(*args, **kwargs):
@@ -107,8 +118,15 @@ def apply_to_context(sim, settings: RenderSettings) -> None:
         return
     model = sim.model._model
     ctx.gl_ctx.make_current()
+    remake = False
     if not settings.multisampling and ctx.con.offSamples != 0:
         model.vis.quality.offsamples = 0
+        remake = True
+    if settings.max_mesh_faces:
+        from AlphaBrain.benchmarks.libero.mesh_lod import simplify_visual_meshes
+
+        remake |= simplify_visual_meshes(model, settings.max_mesh_faces)["meshes"] > 0  # 0 when done before
+    if remake:  # a context made before `patch_sim` holds the model's old settings and meshes
         ctx.con.free()
         ctx._set_mujoco_context_and_buffers()
     flags = mujoco.mjtRndFlag

@@ -174,9 +174,11 @@ def suite_task_specs(suite: str) -> list[LiberoTaskSpec]:
 
 def default_render_mode(suite: str) -> str:
     """"exact" (LIBERO's pixels: what policies trained on the published data expect) for the
-    four suites; "fast" for libero_goal_mini and libero_goal_scripted, whose datasets are rendered by
-    this package with the same settings as their evaluation. $ALPHABRAIN_LIBERO_RENDER overrides either
-    (render.py)."""
+    four suites; "fast" for libero_goal_mini and "lowpoly" for libero_goal_scripted, whose datasets are
+    rendered by this package with the same settings as their evaluation. $ALPHABRAIN_LIBERO_RENDER
+    overrides any (render.py)."""
+    if suite == SCRIPTED_SUITE:
+        return "lowpoly"
     return "fast" if suite in GENERATED_SUITES else "exact"
 
 
