@@ -58,8 +58,9 @@ def demos_dir() -> Path:
     return Path(generate_stream_dataset(STREAM, progress=False))
 
 
-def train_rate(root: Path, data: Path, steps: int, cache_mb: str) -> tuple[float, Path]:
-    """Steps/s of the default job's training on its first task, with the given frame-cache budget."""
+def train_rate(root: Path, data: Path, steps: int, cache_mb: str, extra: tuple[str, ...] = ()) -> tuple[float, Path]:
+    """Steps/s of the tiny model's training on the first task of `data` (the default job's settings plus
+    the overrides `extra`), with the given frame-cache budget."""
     from AlphaBrain.config.loader import BASE_CONFIG, load_run_config, model_overlay_path
     from AlphaBrain.training.continual_learning.train import ContinualVLATrainer
 
@@ -68,7 +69,7 @@ def train_rate(root: Path, data: Path, steps: int, cache_mb: str) -> tuple[float
         f"run_root_dir={root}", f"run_id=cache{cache_mb}", f"continual_learning.task_sequence={data}",
         f"continual_learning.steps_per_task={steps}", "datasets.vla_data.per_device_batch_size=64",
         "continual_learning.replay.buffer_size_per_task=200", "continual_learning.replay.replay_batch_ratio=0.4",
-        "trainer.logging_frequency=1000000"])
+        "trainer.logging_frequency=1000000", *extra])
     trainer = ContinualVLATrainer(cfg)
     trainer.prepare_training()
     start = time.perf_counter()
@@ -76,15 +77,17 @@ def train_rate(root: Path, data: Path, steps: int, cache_mb: str) -> tuple[float
     return steps / (time.perf_counter() - start), trainer.run_dir
 
 
-def eval_step_ms(run_dir: Path, episodes: int, max_steps: int, replan_every: int, every_frame: bool) -> float:
-    """ms per simulated step of closed-loop episodes on the stream's first task."""
+def eval_step_ms(run_dir: Path, episodes: int, max_steps: int, replan_every: int, every_frame: bool,
+                 stream: str = STREAM, image_size: tuple[int, int] | None = None) -> tuple[float, float]:
+    """(ms per simulated step, s per episode) of closed-loop episodes on the stream's first task, resets
+    included; an episode ends on success or after `max_steps`."""
     from AlphaBrain.benchmarks import get_suite
     from AlphaBrain.deployment.policy import load_policy
     from AlphaBrain.evaluation.rollout import check_chunk
 
-    suite = get_suite(STREAM)
+    suite = get_suite(stream)
     task = suite.tasks[0]
-    env = suite.make_env(task.name)
+    env = suite.make_env(task.name) if image_size is None else suite.make_env(task.name, image_size=image_size)
     policy = load_policy(run_dir, "last")
     steps, start = 0, time.perf_counter()
     try:
@@ -101,7 +104,8 @@ def eval_step_ms(run_dir: Path, episodes: int, max_steps: int, replan_every: int
                     break
     finally:
         env.close()
-    return 1000 * (time.perf_counter() - start) / steps
+    seconds = time.perf_counter() - start
+    return 1000 * seconds / steps, seconds / episodes
 
 
 def main(argv=None) -> int:
@@ -112,8 +116,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         before_rate, _ = train_rate(Path(tmp), data, args.probe_steps, "0")
         after_rate, run = train_rate(Path(tmp), data, args.probe_steps, "2048")
-        before_ms = eval_step_ms(run, args.episodes, args.max_steps, args.replan_every, every_frame=True)
-        after_ms = eval_step_ms(run, args.episodes, args.max_steps, args.replan_every, every_frame=False)
+        before_ms, _ = eval_step_ms(run, args.episodes, args.max_steps, args.replan_every, every_frame=True)
+        after_ms, _ = eval_step_ms(run, args.episodes, args.max_steps, args.replan_every, every_frame=False)
     before_train, after_train = TASKS * BEFORE_STEPS / before_rate, TASKS * AFTER_STEPS / after_rate
     rows = [
         ("training steps/s (batch 64)", f"{before_rate:.1f}", f"{after_rate:.1f}", f"{after_rate / before_rate:.2f}x"),

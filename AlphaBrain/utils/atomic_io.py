@@ -24,6 +24,24 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be writing)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, base: int) -> None:
+    """mkstemp/mkdtemp make owner-only entries; give the one renamed into place the mode a plain
+    open()/mkdir() would have, so that results on a shared filesystem are readable by the group."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `final`; rename it onto `final` only if the block succeeds."""
@@ -36,6 +54,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        _usual_mode(tmp_path, 0o666)
         os.replace(tmp_path, final)
         _fsync_dir(final.parent)
     finally:
@@ -54,6 +73,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        _usual_mode(tmp, 0o777)
         old = None
         if final.exists():
             old = final.with_name(f".{final.name}.old")
