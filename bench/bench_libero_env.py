@@ -1,7 +1,8 @@
 """LIBERO environment throughput: env steps/s with rendering, and the time of an evaluated episode.
 
 For one task of each suite, image size and render mode ("exact": LIBERO's default pixels;
-"fast": no multisampling/reflections, see AlphaBrain/benchmarks/libero/render.py) it measures,
+"fast": no multisampling/reflections; "lowpoly": fast + simplified visual meshes; see
+AlphaBrain/benchmarks/libero/render.py) it measures,
 in one run:
   make       seconds to build the env (BDDL -> MJCF -> compiled model, init states, GL context)
   reset      seconds of one reset: hard reset (model rebuilt, as LIBERO evaluates), init state,
@@ -88,13 +89,13 @@ def print_pixel_diffs(rows: list[dict]) -> None:
             continue
         for cam, a, b in zip(("agentview", "wrist"), imgs, ref):
             d = np.abs(a.astype(np.int16) - b.astype(np.int16))
-            lines.append(f"| {suite:14s} | {size:4d} | {mode:6s} | {cam:9s} | {int(d.max()):7d} | {d.mean():8.2f} "
+            lines.append(f"| {suite:14s} | {size:4d} | {mode:7s} | {cam:9s} | {int(d.max()):7d} | {d.mean():8.2f} "
                          f"| {100 * (d.max(-1) > 8).mean():10.1f} |")
     if lines:
         print("\nPixels vs exact (init state 0 after the wait steps):\n")
-        print(f"| {'suite':14s} | {'size':>4s} | {'render':6s} | {'camera':9s} | {'max abs':>7s} | {'mean abs':>8s} "
+        print(f"| {'suite':14s} | {'size':>4s} | {'render':7s} | {'camera':9s} | {'max abs':>7s} | {'mean abs':>8s} "
               f"| {'% px > 8':>10s} |")
-        print("|----------------|------|--------|-----------|---------|----------|------------|")
+        print("|----------------|------|---------|-----------|---------|----------|------------|")
         print("\n".join(lines))
 
 
@@ -121,14 +122,14 @@ def main(argv=None) -> None:
                                     physics=(size == sizes[0] and mode == modes[0])))
                 r = rows[-1]
                 print(f"  measured {suite} {size}px {mode}: {1 / r['step']:.1f} steps/s", file=sys.stderr, flush=True)
-    head = (f"| {'suite':14s} | {'size':>4s} | {'render':6s} | {'steps/s':>7s} | {'ms/step':>7s} | {'physics steps/s':>15s} "
+    head = (f"| {'suite':14s} | {'size':>4s} | {'render':7s} | {'steps/s':>7s} | {'ms/step':>7s} | {'physics steps/s':>15s} "
             f"| {'make s':>6s} | {'reset+wait s':>12s} | {'limit':>5s} | {'episode s':>9s} | {'50 trials min':>13s} |")
     print()
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         phys = f"{1 / r['physics']:.1f}" if r["physics"] else ""
-        print(f"| {r['suite']:14s} | {r['size']:4d} | {r['mode']:6s} | {1 / r['step']:7.1f} | {r['step'] * 1e3:7.0f} "
+        print(f"| {r['suite']:14s} | {r['size']:4d} | {r['mode']:7s} | {1 / r['step']:7.1f} | {r['step'] * 1e3:7.0f} "
               f"| {phys:>15s} | {r['make']:6.1f} | {r['reset']:12.2f} | {r['limit']:5d} | {r['episode']:9.1f} "
               f"| {r['cell50'] / 60:13.1f} |")
     print_pixel_diffs(rows)
