@@ -78,7 +78,8 @@ def train_rate(root: Path, data: Path, steps: int, cache_mb: str, extra: tuple[s
 
 
 def eval_step_ms(run_dir: Path, episodes: int, max_steps: int, replan_every: int, every_frame: bool,
-                 stream: str = STREAM, image_size: tuple[int, int] | None = None) -> tuple[float, float]:
+                 stream: str = STREAM, image_size: tuple[int, int] | None = None,
+                 action_dim: int = 4) -> tuple[float, float]:
     """(ms per simulated step, s per episode) of closed-loop episodes on the stream's first task, resets
     included; an episode ends on success or after `max_steps`."""
     from AlphaBrain.benchmarks import get_suite
@@ -96,7 +97,7 @@ def eval_step_ms(run_dir: Path, episodes: int, max_steps: int, replan_every: int
             for _ in range(max_steps):
                 if not queue:
                     reply = policy.infer({"images": obs["images"], "state": obs["state"], "prompt": task.instruction})
-                    queue = list(check_chunk(reply["actions"], 4)[:replan_every])
+                    queue = list(check_chunk(reply["actions"], action_dim)[:replan_every])
                 action = np.clip(queue.pop(0), -1.0, 1.0)
                 obs, success, done = env.step(action, render=every_frame or not queue)
                 steps += 1

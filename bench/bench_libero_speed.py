@@ -67,13 +67,17 @@ def main(argv=None) -> int:
         demo_before, _ = demo_seconds(tmp / "fast", "fast", args.image_size)
         demo_after, data = demo_seconds(tmp / "lowpoly", "lowpoly", args.image_size)
         rows.append(("demo generation, s per episode per worker", REFERENCE["demo"], demo_before, demo_after, "s"))
+        print(f"demos: {demo_before:.1f} -> {demo_after:.1f} s per episode", flush=True)
         train_before, _ = train_rate(tmp / "runs", data, args.probe_steps, "0")
         train_after, run = train_rate(tmp / "runs", data, args.probe_steps, "2048")
         rows.append(("training steps/s (batch 64, two cameras)", REFERENCE["train"], train_before, train_after, "/s"))
+        print(f"training: {train_before:.1f} -> {train_after:.1f} steps/s", flush=True)
         os.environ[RENDER_VAR] = "fast"
-        _, eval_before = eval_step_ms(run, args.episodes, 300, 8, every_frame=True, stream=STREAM, image_size=size)
+        _, eval_before = eval_step_ms(run, args.episodes, 300, 8, every_frame=True, stream=STREAM, image_size=size,
+                                     action_dim=7)
         os.environ[RENDER_VAR] = "lowpoly"
-        _, eval_after = eval_step_ms(run, args.episodes, 300, 8, every_frame=False, stream=STREAM, image_size=size)
+        _, eval_after = eval_step_ms(run, args.episodes, 300, 8, every_frame=False, stream=STREAM, image_size=size,
+                                    action_dim=7)
         os.environ.pop(RENDER_VAR)
         rows.append(("evaluation, s per episode per worker", REFERENCE["eval"], eval_before, eval_after, "s"))
     print(f"\n{STREAM}, tiny model, {args.image_size} px, {os.cpu_count()} CPU cores "

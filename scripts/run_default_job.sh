@@ -9,7 +9,10 @@
 # Knobs (environment variables):
 #   ALGO=er|none|...    CL algorithm (none = sequential fine-tuning)       default er
 #   STREAM=metaworld_cl5|metaworld_cl10|synthetic_push3 (a 1-minute pipeline check without MuJoCo)
+#          |libero_goal_scripted (all 10 LIBERO-Goal tasks: the CPU study, docs/benchmarks/libero.md)
+#          |libero_goal_mini (5 of them)
 #   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>   RUN_ID=<name>
+#   EPISODES=<demos per task, LIBERO streams only; default 15>
 set -euo pipefail
 PROG="$0"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,12 +23,14 @@ if [[ $# -gt 0 ]]; then
 fi
 cd "$REPO_ROOT"
 
-ALGO="${ALGO:-er}" STREAM="${STREAM:-metaworld_cl5}" TRIALS="${TRIALS:-10}" WORKERS="${WORKERS:-2}"
+ALGO="${ALGO:-er}" STREAM="${STREAM:-metaworld_cl5}" WORKERS="${WORKERS:-2}"
 RUN_ID="${RUN_ID:-default_tiny_${ALGO}_${STREAM}}"
 # The knobs are checked before the (long) set-up and demo generation.
-case "$STREAM" in metaworld_cl5|metaworld_cl10|synthetic_push3) ;;
-  *) usage_error "STREAM must be one of metaworld_cl5, metaworld_cl10, synthetic_push3, got '$STREAM'" ;; esac
-for knob in STEPS TRIALS WORKERS; do
+case "$STREAM" in metaworld_cl5|metaworld_cl10|synthetic_push3) TRIALS="${TRIALS:-10}" ;;
+  # A LIBERO episode costs ~10x a Meta-World one on a CPU: 5 trials per cell keeps the 10 x 10 matrix near 30 min.
+  libero_goal_scripted|libero_goal_mini) TRIALS="${TRIALS:-5}" ;;
+  *) usage_error "STREAM must be one of metaworld_cl5, metaworld_cl10, synthetic_push3, libero_goal_scripted, libero_goal_mini, got '$STREAM'" ;; esac
+for knob in STEPS TRIALS WORKERS EPISODES; do
   value="${!knob:-1}"
   [[ "$value" =~ ^[0-9]+$ && "$value" -ge 1 ]] || usage_error "$knob must be an integer >= 1, got '$value'"
 done
@@ -55,6 +60,12 @@ if [[ "$STREAM" == synthetic_push3 ]]; then
   DATASET="playground/datasets/synthetic_push3" STEPS="${STEPS:-300}" BATCH=32
   "$PY" -c "from AlphaBrain.dataloader.synthetic import write_synthetic_dataset as w; \
 w('$DATASET', num_tasks=3, episodes_per_task=10, episode_length=40, image_size=(64, 64), seed=0)"
+elif [[ "$STREAM" == libero_* ]]; then
+  # 64 px: what the tiny model reads. Rendering and training then skip a resize, and evaluation renders at the
+  # dataset's size. The stream's own render mode (lowpoly for libero_goal_scripted) is used for both.
+  DATASET="$STREAM" STEPS="${STEPS:-1000}" BATCH=64
+  "$PY" -m AlphaBrain.benchmarks.libero.generate --stream "$STREAM" --episodes-per-task "${EPISODES:-15}" \
+    --image-size 64 --workers "$WORKERS"
 else
   # 600 steps per task: on metaworld_cl5 every task is learned (ER 98 % ASR, sequential BWT -100 pp, as with 1000)
   # and the whole job fits in about 5 minutes on 2 CPU cores (docs/quickstart/continual_learning.md).
