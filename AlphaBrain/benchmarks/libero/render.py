@@ -15,7 +15,7 @@ Three presets (`RENDER_MODES`):
   costs there). Physics unchanged (only meshes no colliding geom uses are touched). Default of
   ``libero_goal_scripted``, the stream meant for a CPU-only 10-task study.
 
-``ALPHABRAIN_LIBERO_RENDER=exact|fast`` overrides a suite's default.
+``ALPHABRAIN_LIBERO_RENDER=exact|fast|lowpoly`` overrides a suite's default.
 
 Why the settings need care: multisampling is a property of the MjrContext (read from
 the model when the context is made), and robosuite makes a new MjSim, model and render
