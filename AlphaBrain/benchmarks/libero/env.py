@@ -47,6 +47,7 @@ import numpy as np
 from AlphaBrain.benchmarks.libero.render import (
     RenderSettings,
     RenderState,
+    adopt_context,
     apply_to_context,
     patch_sim,
     render_settings,
@@ -208,6 +209,8 @@ class LiberoEnv(ClosingEnv):
         self.render_mode = render_mode if render_mode is not None else resolve_mode(default_render_mode(spec.suite))
         self.settings: RenderSettings = render_settings(self.render_mode)
         self.hard_reset = bool(hard_reset)
+        self.reuse_render_context = True  # hard resets keep the render context when the assets match
+        self._old_context = None
 
         bddl = bddl_file(spec)
         self.init_states = load_init_states(spec)
@@ -276,12 +279,15 @@ class LiberoEnv(ClosingEnv):
             # hard reset rebuilds the model), so a fresh env running trials 0..n-1 in order - what
             # the evaluator does - is reproducible run to run; trial k run alone may differ.
             rng_state = np.random.get_state()
+            if self.hard_reset:  # kept alive through robosuite's free(): the new sim may reuse it
+                self._old_context = getattr(self._libero.env.sim, "_render_context_offscreen", None)
             try:
                 np.random.seed(seed)
                 with contextlib.redirect_stdout(io.StringIO()):
                     self._libero.reset()
             finally:
                 np.random.set_state(rng_state)
+                self._release_old_context()
             apply_to_context(self._libero.env.sim, self.settings)  # a hard reset made a new context
             raw_obs = self._libero.set_init_state(state)
             noop = np.asarray(NOOP_ACTION)
@@ -365,8 +371,19 @@ class LiberoEnv(ClosingEnv):
         def initialize_sim(*args, **kwargs):
             original(*args, **kwargs)
             patch_sim(raw.sim, settings, state)
+            if self._old_context is not None and self.reuse_render_context:
+                if adopt_context(self._old_context, raw.sim):
+                    self._old_context = None
+            self._release_old_context()  # before robosuite makes the new one, as its own reset would
 
         raw._initialize_sim = initialize_sim
+
+    def _release_old_context(self) -> None:
+        """Free the previous sim's render context (if not adopted) with its own GL context current."""
+        ctx, self._old_context = self._old_context, None
+        if ctx is not None:
+            ctx.gl_ctx.make_current()
+            del ctx  # the last reference: robosuite's __del__ frees its GL objects and EGL context
 
     def _obs(self, raw_obs: dict) -> dict[str, Any]:
         return {"images": images_from_raw(raw_obs), "state": state_from_raw(raw_obs)}

@@ -155,3 +155,41 @@ def context_settings(sim) -> Optional[dict]:
 @dataclass
 class RenderState:
     skip_frames: bool = False
+
+
+# ---------------------------------------------------------------------------- one context across hard resets
+
+
+def _crc(array) -> int:
+    import zlib
+
+    return zlib.crc32(np.ascontiguousarray(array).view(np.uint8))
+
+
+def context_signature(model) -> tuple:
+    """What an MjrContext holds of `model` (mjr_makeContext uploads meshes, textures, height fields and skins,
+    and sizes its buffers from the offscreen settings): two models with equal signatures can share one."""
+    m = model
+    return (m.nmesh, m.nmeshvert, m.nmeshface, m.ntex, m.ntexdata, m.nhfield, m.nhfielddata, m.nskin, m.nmat,
+            int(m.vis.quality.offsamples), int(m.vis.quality.shadowsize), int(m.vis.global_.offwidth),
+            int(m.vis.global_.offheight), _crc(m.mesh_vert), _crc(m.mesh_face), _crc(m.tex_height),
+            _crc(m.tex_width), _crc(m.tex_adr), _crc(m.tex_data[::4099]), _crc(m.hfield_data), _crc(m.skin_vert))
+
+
+def adopt_context(ctx, sim) -> bool:
+    """Hand the render context `ctx` of a freed sim to the new `sim` when its model uploads the same assets.
+
+    A hard reset rebuilds the model from XML that differs only in body placements; robosuite then makes a
+    new EGL context and MjrContext, re-uploading every mesh and texture: about a second per reset on a CPU
+    renderer, as much as a hundred 64 px steps. Reusing the old one draws the same pixels. False (and
+    nothing changed) when the assets differ or `ctx` is unusable; robosuite then makes a new context.
+    """
+    old_model = getattr(ctx, "model", None)
+    if ctx is None or old_model is None or getattr(sim, "_render_context_offscreen", None) is not None:
+        return False
+    if context_signature(old_model._model) != context_signature(sim.model._model):
+        return False
+    ctx.sim, ctx.model, ctx.data = sim, sim.model, sim.data
+    sim.add_render_context(ctx)
+    ctx.gl_ctx.make_current()
+    return True
