@@ -9,7 +9,7 @@
 # Knobs (environment variables):
 #   ALGO=er|none|...    CL algorithm (none = sequential fine-tuning)       default er
 #   STREAM=metaworld_cl5|metaworld_cl10|synthetic_push3 (a 1-minute pipeline check without MuJoCo)
-#          |libero_goal_scripted (all 10 LIBERO-Goal tasks: the CPU study, docs/benchmarks/libero.md)
+#          |libero_goal_scripted (all 10 LIBERO-Goal tasks: the CPU study, docs/benchmarks/libero_mini.md)
 #          |libero_goal_mini (5 of them)
 #   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>   RUN_ID=<name>
 #   EPISODES=<demos per task, LIBERO streams only; default 15>
