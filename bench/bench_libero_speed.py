@@ -14,8 +14,8 @@ the new setting side by side (only numbers from one run compare: the machine may
               128 px "fast" (the old path) vs only the frame before a policy query, --image-size px
               "lowpoly"
 
-Both settings keep one render context across hard resets (LiberoEnv's own behaviour), so "before"
-is already about a second per reset faster than the code the issue measured. The issue's reference
+Both settings get LiberoEnv's cheaper hard resets (kept compile and render context: not a bench
+setting), so "before" is already ~2 s per reset faster than the code the issue measured. The issue's reference
 figures (measured before any of this on the same 2-core machine: 1012 s for 75 demos with 2 workers,
 2.5 steps/s, ~35 s per episode) are printed beside them.
 

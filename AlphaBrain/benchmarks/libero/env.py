@@ -44,6 +44,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless: before mujoco / robosuite
 
 import numpy as np
 
+from AlphaBrain.benchmarks.libero import model_cache
 from AlphaBrain.benchmarks.libero.render import (
     RenderSettings,
     RenderState,
@@ -215,6 +216,7 @@ class LiberoEnv(ClosingEnv):
         bddl = bddl_file(spec)
         self.init_states = load_init_states(spec)
         _, _, OffScreenRenderEnv = import_libero()
+        model_cache.install()  # hard resets copy the task's compiled model instead of compiling it again
         self._render_state = RenderState(skip_frames=True)
         with contextlib.redirect_stdout(io.StringIO()):
             self._libero = OffScreenRenderEnv(

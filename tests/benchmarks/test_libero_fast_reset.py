@@ -1,4 +1,4 @@
-"""Hard resets reuse the render context when the rebuilt model uploads the same assets: same pixels."""
+"""Cheaper LIBERO hard resets change nothing: the kept compiled model and the kept render context."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from AlphaBrain.benchmarks.libero import model_cache
 from AlphaBrain.benchmarks.libero import tasks as lt
 from AlphaBrain.benchmarks.libero.render import adopt_context
 from tests.benchmarks.test_libero_suites import needs_libero
@@ -67,3 +68,52 @@ def test_hard_resets_with_a_reused_context_render_the_same_frames():
     finally:
         reused.close()
         fresh.close()
+
+
+def test_a_kept_compile_hands_out_independent_copies_equal_to_a_fresh_one(monkeypatch):
+    import mujoco
+
+    monkeypatch.setattr(model_cache, "ENABLED", True)
+    model_cache.clear()
+    xml = _XML.format(h=1.0, x=0.0)
+    first, second = model_cache.compile_xml(xml), model_cache.compile_xml(xml)
+    fresh = mujoco.MjModel.from_xml_string(xml)
+    assert first is not second
+    for name in ("body_pos", "mesh_vert", "mesh_face", "geom_size", "body_mass", "qpos0"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(fresh, name))
+    first.body_pos[1] += 0.5  # what LIBERO's fixture jitter does to a sim's model
+    np.testing.assert_array_equal(model_cache.compile_xml(xml).body_pos, fresh.body_pos)
+    for k in range(model_cache.MAX_MODELS + 1):  # bounded: the oldest scene is dropped
+        model_cache.compile_xml(_XML.format(h=2.0 + k, x=0.0))
+    assert len(model_cache._MODELS) == model_cache.MAX_MODELS
+    model_cache.clear()
+
+
+@needs_libero
+def test_hard_resets_from_the_kept_compile_step_and_render_the_same(monkeypatch):
+    from AlphaBrain.benchmarks.libero.env import LiberoEnv
+
+    spec = lt.suite_task_specs("libero_goal_scripted")[3]
+    rng = np.random.default_rng(2)
+    actions = [np.concatenate([rng.uniform(-0.5, 0.5, 6), [rng.choice([-1.0, 1.0])]]) for _ in range(5)]
+    runs = {}
+    for enabled in (False, True):
+        monkeypatch.setattr(model_cache, "ENABLED", enabled)
+        model_cache.clear()
+        before = dict(model_cache.stats)
+        env = LiberoEnv(spec, image_size=(64, 64), render_mode="lowpoly")
+        try:
+            out = []
+            for seed in (5, 6):  # each reset rebuilds the sim: compiled, or copied from the kept compile
+                obs = [env.reset(seed)] + [env.step(a)[0] for a in actions]
+                out += [img for o in obs for img in o["images"]] + [o["state"] for o in obs]
+                out.append(env.raw_env.sim.data.qpos.copy())
+                out.append(env.raw_env.sim.model._model.body_pos.copy())  # the fixtures' jitter included
+        finally:
+            env.close()
+        runs[enabled] = out
+        copied = model_cache.stats["copied"] - before["copied"]
+        assert copied == (2 if enabled else 0)
+    for a, b in zip(runs[False], runs[True], strict=True):
+        np.testing.assert_array_equal(a, b)
+    model_cache.clear()
