@@ -63,6 +63,9 @@ w('$DATASET', num_tasks=3, episodes_per_task=10, episode_length=40, image_size=(
 elif [[ "$STREAM" == libero_* ]]; then
   # 64 px: what the tiny model reads. Rendering and training then skip a resize, and evaluation renders at the
   # dataset's size. The stream's own render mode (lowpoly for libero_goal_scripted) is used for both.
+  # The job's demos get a folder of their own (per demo count), so they never collide with a dataset of the same
+  # stream generated with other settings; training finds the stream there through ALPHABRAIN_DATA_DIR.
+  export ALPHABRAIN_DATA_DIR="${ALPHABRAIN_DATA_DIR:-$REPO_ROOT/playground/datasets}/default_job_64px_${EPISODES:-15}ep"
   DATASET="$STREAM" STEPS="${STEPS:-1000}" BATCH=64
   "$PY" -m AlphaBrain.benchmarks.libero.generate --stream "$STREAM" --episodes-per-task "${EPISODES:-15}" \
     --image-size 64 --workers "$WORKERS"
