@@ -21,7 +21,7 @@ PRESETS: dict[str, dict] = {
     # The measured default of docs/benchmarks/quality.md. It saturates: ER and DER++ reach 100 % on every seed.
     "cl5": {"suite": "metaworld_cl5", "steps": 1000, "batch": 64, "trials": 10,
             "buffer_size_per_task": 200, "replay_batch_ratio": 0.4},
-    # Candidate non-saturated setting: twice the tasks, three of them a conflicting goal in a scene seen
+    # Non-saturated (measured, docs/benchmarks/quality.md): twice the tasks, three of them a conflicting goal in a scene seen
     # before, and 10 stored frames per task, so replay covers only a sliver of each task's states.
     "cl10_small_memory": {"suite": "metaworld_cl10", "steps": 1000, "batch": 64, "trials": 10,
                           "buffer_size_per_task": 10, "replay_batch_ratio": 0.4},
