@@ -40,7 +40,9 @@ from AlphaBrain.utils.atomic_io import atomic_write_text  # noqa: E402
 from bench.quality_sweep import (  # noqa: E402
     DEFAULT_PRESET,
     MEMORY_KEYS,
+    fixed_overrides,
     PRESETS,
+    parse_fixed,
     parse_sweep,
     plot_sweep,
     resolve_settings,
@@ -78,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of each batch replayed (preset's; cl5: 0.4)")
     p.add_argument("--sweep", default=None, metavar="KEY=V1,V2,...",
                    help="run every method at every value of one training override (memory keys set the shared memory)")
+    p.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
+                   help="a training override for every run (repeatable; a continual_learning.algorithm.* key only "
+                        "for the methods that declare it); it becomes part of the run ids")
     p.add_argument("--workers", type=int, default=2, help="rollout worker processes (default 2)")
     p.add_argument("--out", default=None, help="summary folder (default results/bench_quality/<suite>_<steps>steps)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
@@ -102,6 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         setattr(args, key, value)
     try:
         args.sweep = parse_sweep(args.sweep) if args.sweep else None
+        args.fixed = parse_fixed(args.fixed, args.sweep)
         if args.sweep and args.sweep.memory_key:
             for value in args.sweep.values:  # a value the memory setting cannot take fails now, not mid-sweep
                 try:
@@ -137,7 +143,7 @@ def run_phase(cmd: list[str], log: Path, dry: bool) -> float:
 
 def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | None = None) -> dict:
     settings = run_settings(args.settings, args.sweep, value, declared(method))
-    rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model)
+    rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)
     if rid in args.handled:  # a method the swept key cannot change: one run serves every value
         print(f"[{method} seed {seed}] {rid}: the run above (the swept key does not apply to {method})")
         return args.handled[rid]
@@ -157,7 +163,8 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | 
     train += ["--", f"seed={seed}", f"continual_learning.steps_per_task={args.steps}",
               f"datasets.vla_data.per_device_batch_size={args.batch}",
               *(f"continual_learning.replay.{k}={settings[k]}" for k in MEMORY_KEYS),
-              *algo_overrides(method, settings), *sweep_override(args.sweep, value, declared(method)),
+              *algo_overrides(method, settings), *fixed_overrides(args.fixed, declared(method)),
+              *sweep_override(args.sweep, value, declared(method)),
               *(["lora.enabled=true"] if get_algorithm_class(method).requires_lora else [])]
     evaluate = ["bash", str(SCRIPTS / "run_cl_eval.sh"), "--run-id", rid, "--suite", args.suite,
                 "--trials", str(args.trials), "--workers", str(args.workers)]
@@ -185,7 +192,7 @@ def finished_records(args, out: Path, value: str | None = None) -> dict[str, lis
     for method in args.methods:
         for seed in args.seeds:
             settings = run_settings(args.settings, args.sweep, value, declared(method))
-            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value, args.model)}.json"
+            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)}.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             if "metrics" in record:
                 records.setdefault(method, []).append(record)
@@ -208,6 +215,7 @@ def summarize(args, records: dict[str, list[dict]], value: str | None = None) ->
     if value is not None and args.sweep.memory_key:
         memory[args.sweep.memory_key] = value
     swept = "" if value is None else f"{args.sweep.key} = {value}; "
+    swept += "".join(f"{f.key} = {f.values[0]}; " for f in args.fixed)
     lines = [f"{swept}preset {args.preset}: suite {args.suite}, {args.steps} steps/task, batch {args.batch}, "
              f"{args.trials} trials per cell, seeds {' '.join(map(str, args.seeds))}; memory {memory} where a method "
              "has it.", "",
@@ -250,7 +258,8 @@ def main(argv=None) -> int:
         return 0
     tables = "\n\n".join(summarize(args, records[v], v) for v in values)
     name = f"sweep_{args.sweep.short}" if args.sweep else "summary"
-    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled", "fixed")}
+    settings["set"] = [f"{f.key}={f.values[0]}" for f in args.fixed]
     if args.sweep:
         settings["sweep"] = {"key": args.sweep.key, "values": list(args.sweep.values)}
     atomic_write_text(out / f"{name}.md", tables + "\n")

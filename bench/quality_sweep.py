@@ -59,16 +59,32 @@ class Sweep:
             return None
 
 
-def parse_sweep(text: str) -> Sweep:
+def parse_sweep(text: str, flag: str = "--sweep") -> Sweep:
     """KEY=V1,V2,... -> Sweep; ValueError (one line, with an example) when malformed."""
     key, sep, rest = text.partition("=")
     values = tuple(v.strip() for v in rest.split(",") if v.strip())
     if not sep or not key.strip() or not values:
-        raise ValueError(f"--sweep must be KEY=V1,V2,... (e.g. continual_learning.algorithm.buffer_size_per_task="
-                         f"10,50,200), got {text!r}")
+        example = ("KEY=VALUE (e.g. continual_learning.algorithm.mir_mode=per_step)" if flag == "--set" else
+                   "KEY=V1,V2,... (e.g. continual_learning.algorithm.buffer_size_per_task=10,50,200)")
+        raise ValueError(f"{flag} must be {example}, got {text!r}")
     if len(set(values)) != len(values):
-        raise ValueError(f"--sweep lists a value twice: {text!r}")
+        raise ValueError(f"{flag} lists a value twice: {text!r}")
     return Sweep(key.strip(), values)
+
+
+def parse_fixed(texts: Iterable[str], sweep: Optional[Sweep] = None) -> tuple[Sweep, ...]:
+    """`--set KEY=VALUE` items -> one-value Sweeps; ValueError (one line) when malformed or in conflict."""
+    fixed: list[Sweep] = []
+    for text in texts:
+        item = parse_sweep(text, "--set")
+        if len(item.values) != 1:
+            raise ValueError(f"--set takes one value (KEY=VALUE), got {text!r}; to vary a key use --sweep")
+        if item.memory_key:
+            raise ValueError(f"--set {text!r}: the memory settings have their own flags (--buffer-size, --replay-ratio)")
+        if item.key in {f.key for f in fixed} or (sweep is not None and item.key == sweep.key):
+            raise ValueError(f"--set {item.key} is given twice (or also swept)")
+        fixed.append(item)
+    return tuple(fixed)
 
 
 def resolve_settings(preset: str, given: Mapping[str, object]) -> dict:
@@ -87,7 +103,7 @@ def run_settings(settings: Mapping, sweep: Optional[Sweep], value: Optional[str]
 
 
 def run_id(settings: Mapping, method: str, seed: int, declared: Iterable[str], sweep: Optional[Sweep] = None,
-           value: Optional[str] = None, model: str = "tiny") -> str:
+           value: Optional[str] = None, model: str = "tiny", fixed: Iterable[Sweep] = ()) -> str:
     declared = set(declared)
     default = PRESETS[DEFAULT_PRESET]
     tag = ""
@@ -95,8 +111,10 @@ def run_id(settings: Mapping, method: str, seed: int, declared: Iterable[str], s
         # Memory a method does not have cannot change its run: leave it out, so one run serves every memory.
         if settings[key] != default[key] and (key not in MEMORY_KEYS or key in declared):
             tag += f"_{letter}{settings[key]}"
-    if sweep is not None and not sweep.memory_key and sweep.applies(declared):
-        tag += f"_{sweep.short}{re.sub(r'[^A-Za-z0-9.-]', '-', value)}"
+    # Fixed overrides, then the swept one: each changes the run, so each is in its id (where it applies).
+    for item, item_value in [*((f, f.values[0]) for f in fixed), (sweep, value)]:
+        if item is not None and not item.memory_key and item.applies(declared):
+            tag += f"_{item.short}{re.sub(r'[^A-Za-z0-9.-]', '-', item_value)}"
     if model != "tiny":  # the default model keeps the old ids
         tag += f"_{model}"
     return f"bench_{settings['suite']}_{settings['steps']}{tag}_{method}_s{seed}"
@@ -107,6 +125,12 @@ def sweep_override(sweep: Optional[Sweep], value: Optional[str], declared: Itera
     if sweep is None or sweep.memory_key or not sweep.applies(declared):
         return []
     return [f"{sweep.key}={value}"]
+
+
+def fixed_overrides(fixed: Iterable[Sweep], declared: Iterable[str]) -> list[str]:
+    """The `--set` overrides a method takes (an algorithm key only where the method declares it)."""
+    declared = set(declared)
+    return [f"{f.key}={f.values[0]}" for f in fixed if f.applies(declared)]
 
 
 def asr_series(records: Mapping[str, Mapping[str, list[dict]]]) -> dict[str, list[tuple[str, float, float]]]:

@@ -63,6 +63,20 @@ def test_presets_and_algorithm_key_sweeps(bench, tmp_path, capsys):
         bench.parse_args(["--sweep", f"{MEMORY}=1.5"])
 
 
+def test_set_fixes_an_override_for_the_methods_that_take_it_and_tags_their_run_ids(bench, tmp_path, capsys):
+    bench.main(["--dry-run", "--preset", "cl10_small_memory", "--methods", "er", "mir", "--seeds", "0",
+                "--out", str(tmp_path), "--set", "continual_learning.algorithm.mir_mode=per_step",
+                "--set", "continual_learning.algorithm.mir_top_k=26"])
+    er, mir = trains(capsys.readouterr().out)
+    assert "--run-id bench_metaworld_cl10_1000_m10_er_s0 " in er and "mir_" not in er  # er declares neither key
+    assert "--run-id bench_metaworld_cl10_1000_m10_mir_modeper-step_mir_top_k26_mir_s0 " in mir
+    assert mir.endswith("mir_mode=per_step continual_learning.algorithm.mir_top_k=26")
+    for bad in (["--set", "mir_top_k"], ["--set", "a=1,2"], ["--set", "buffer_size_per_task=5"],
+                ["--set", "a=1", "--set", "a=2"], ["--set", "a=1", "--sweep", "a=2,3"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
 def test_plot_draws_asr_against_the_value_from_records(tmp_path):
     from bench.quality_sweep import asr_series, parse_sweep, plot_sweep
 
