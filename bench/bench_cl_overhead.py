@@ -12,7 +12,8 @@ Steady state of the second task, where replay / penalties are active:
      reports); the median is shown beside it.
 
 MIR is measured at its defaults, with the refresh interval that run_cl_train.sh --algo mir uses
-(50), and in per_step mode (50 candidates scored at every step, every replay slot filled by rank). MIR refreshes its cache at the first step of the task and then every interval steps, so the
+(50), and in per_step mode (50 candidates scored at every step, every replay slot filled by rank).
+Amortized MIR refreshes its cache at the first step of the task and then every interval steps, so the
 timed steps 1..N hold N // interval refreshes: keep --steps a multiple of both intervals (200
 default) or MIR's amortized cost is misstated.
 

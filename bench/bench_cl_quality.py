@@ -192,7 +192,8 @@ def finished_records(args, out: Path, value: str | None = None) -> dict[str, lis
     for method in args.methods:
         for seed in args.seeds:
             settings = run_settings(args.settings, args.sweep, value, declared(method))
-            path = out / "runs" / f"{run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)}.json"
+            rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)
+            path = out / "runs" / f"{rid}.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             if "metrics" in record:
                 records.setdefault(method, []).append(record)
