@@ -206,7 +206,9 @@ def kill_after(proc: subprocess.Popen, metrics: Path, global_step: int, timeout:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if metrics.exists():
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.strip()]
+            # Only whole lines: the poll can catch the trainer's write of a line half done.
+            lines = metrics.read_text().split("\n")[:-1]
+            steps = [json.loads(line)["step"] for line in lines if line.strip()]
             if steps and steps[-1] >= global_step:
                 kill_tree(proc)
                 return
