@@ -54,8 +54,13 @@ class VideoEncoder:
         self._stream.codec_context.thread_count = 1
         if self.encoder == "libx264":
             # No B-frames keeps pts == decode order; a keyframe every second keeps
-            # seeking into a long concatenated file cheap; crf 18 is visually lossless.
-            self._stream.options = {"crf": "18", "preset": "veryfast", "bf": "0", "g": str(max(1, fps))}
+            # seeking into a long concatenated file cheap. A constant quantizer (12: visually
+            # lossless) with the adaptive analyses off (macroblock tree, adaptive quantization,
+            # psychovisual tuning, lookahead): with crf 18 and those on, the same frames now and
+            # then encoded to different bytes once the process had decoded video (measured: 22
+            # of 120 datasets written twice differed; 0 of 200 with these settings).
+            self._stream.options = {"qp": "12", "preset": "veryfast", "bf": "0", "g": str(max(1, fps)),
+                                    "x264-params": "mbtree=0:aq-mode=0:psy=0:rc-lookahead=0"}
         else:
             self._stream.options = {"g": str(max(1, fps))}
             self._stream.bit_rate = max(200_000, 8 * width * height * fps // 4)
