@@ -40,8 +40,8 @@ from AlphaBrain.utils.atomic_io import atomic_write_text  # noqa: E402
 from bench.quality_sweep import (  # noqa: E402
     DEFAULT_PRESET,
     MEMORY_KEYS,
-    fixed_overrides,
     PRESETS,
+    fixed_overrides,
     parse_fixed,
     parse_sweep,
     plot_sweep,

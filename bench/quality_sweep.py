@@ -59,14 +59,13 @@ class Sweep:
             return None
 
 
-def parse_sweep(text: str, flag: str = "--sweep") -> Sweep:
-    """KEY=V1,V2,... -> Sweep; ValueError (one line, with an example) when malformed."""
+def parse_sweep(text: str, flag: str = "--sweep",
+                form: str = "KEY=V1,V2,... (e.g. continual_learning.algorithm.buffer_size_per_task=10,50,200)") -> Sweep:
+    """KEY=V1,V2,... -> Sweep; ValueError (one line, naming `flag` and its `form`) when malformed."""
     key, sep, rest = text.partition("=")
     values = tuple(v.strip() for v in rest.split(",") if v.strip())
     if not sep or not key.strip() or not values:
-        example = ("KEY=VALUE (e.g. continual_learning.algorithm.mir_mode=per_step)" if flag == "--set" else
-                   "KEY=V1,V2,... (e.g. continual_learning.algorithm.buffer_size_per_task=10,50,200)")
-        raise ValueError(f"{flag} must be {example}, got {text!r}")
+        raise ValueError(f"{flag} must be {form}, got {text!r}")
     if len(set(values)) != len(values):
         raise ValueError(f"{flag} lists a value twice: {text!r}")
     return Sweep(key.strip(), values)
@@ -76,7 +75,7 @@ def parse_fixed(texts: Iterable[str], sweep: Optional[Sweep] = None) -> tuple[Sw
     """`--set KEY=VALUE` items -> one-value Sweeps; ValueError (one line) when malformed or in conflict."""
     fixed: list[Sweep] = []
     for text in texts:
-        item = parse_sweep(text, "--set")
+        item = parse_sweep(text, "--set", "KEY=VALUE (e.g. continual_learning.algorithm.mir_mode=per_step)")
         if len(item.values) != 1:
             raise ValueError(f"--set takes one value (KEY=VALUE), got {text!r}; to vary a key use --sweep")
         if item.memory_key:
