@@ -18,6 +18,8 @@ value and seed, prints one table per value and draws ASR against the value
     python bench/bench_cl_quality.py --steps 300 --trials 5 --seeds 0  # a quick look
     python bench/bench_cl_quality.py --preset cl10_small_memory --methods sequential er mir multitask
     python bench/bench_cl_quality.py --methods er mir --sweep continual_learning.algorithm.buffer_size_per_task=10,50,200
+    python bench/bench_cl_quality.py --preset cl10_small_memory --methods er mir --sweep buffer_size_per_task=10,50 \
+        --variant mir_per_step=mir:mir_mode=per_step,mir_candidate_size=50,mir_top_k=26   # two MIRs, one plot
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ from bench.quality_sweep import (  # noqa: E402
     DEFAULT_PRESET,
     MEMORY_KEYS,
     PRESETS,
+    Variant,
     fixed_overrides,
     parse_fixed,
     parse_sweep,
+    parse_variant,
     plot_sweep,
     resolve_settings,
     run_id,
@@ -83,6 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
                    help="a training override for every run (repeatable; a continual_learning.algorithm.* key only "
                         "for the methods that declare it); it becomes part of the run ids")
+    p.add_argument("--variant", dest="variants", action="append", default=[], metavar="LABEL=METHOD:KEY=VALUE,...",
+                   help="one more line of the comparison: METHOD with its own overrides, shown as LABEL (repeatable; "
+                        "a bare KEY is the method's hyperparameter), e.g. mir_per_step=mir:mir_mode=per_step,"
+                        "mir_candidate_size=50,mir_top_k=26; tagged into the run ids like --set")
     p.add_argument("--workers", type=int, default=2, help="rollout worker processes (default 2)")
     p.add_argument("--out", default=None, help="summary folder (default results/bench_quality/<suite>_<steps>steps)")
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
@@ -108,6 +116,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     try:
         args.sweep = parse_sweep(args.sweep) if args.sweep else None
         args.fixed = parse_fixed(args.fixed, args.sweep)
+        args.entries = [Variant(m, m, ()) for m in args.methods]
+        for text in args.variants:
+            variant = parse_variant(text, {m: declared(m) for m in known})
+            if variant.label in {e.label for e in args.entries}:
+                raise ValueError(f"--variant label {variant.label!r} is taken (a method or an earlier variant)")
+            # Its own overrides come after the shared ones; a key in both (or swept) would be ambiguous.
+            parse_fixed([f"{f.key}={f.values[0]}" for f in (*args.fixed, *variant.fixed)], args.sweep,
+                        f"--variant {variant.label} with --set")
+            args.entries.append(variant)
         if args.sweep and args.sweep.memory_key:
             for value in args.sweep.values:  # a value the memory setting cannot take fails now, not mid-sweep
                 try:
@@ -141,16 +158,24 @@ def run_phase(cmd: list[str], log: Path, dry: bool) -> float:
     return time.perf_counter() - start
 
 
-def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | None = None) -> dict:
-    settings = run_settings(args.settings, args.sweep, value, declared(method))
-    rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)
+def entry_run_id(args, entry: Variant, seed: int, value: str | None) -> tuple[str, dict, tuple]:
+    """(run id, settings, fixed overrides) of one (method or variant, seed, swept value)."""
+    keys = declared(entry.method)
+    settings = run_settings(args.settings, args.sweep, value, keys)
+    fixed = (*args.fixed, *entry.fixed)
+    return run_id(settings, entry.method, seed, keys, args.sweep, value, args.model, fixed), settings, fixed
+
+
+def run_one(args, entry: Variant, seed: int, dataset: str, out: Path, value: str | None = None) -> dict:
+    method, label = entry.method, entry.label
+    rid, settings, fixed = entry_run_id(args, entry, seed, value)
     if rid in args.handled:  # a method the swept key cannot change: one run serves every value
-        print(f"[{method} seed {seed}] {rid}: the run above (the swept key does not apply to {method})")
+        print(f"[{label} seed {seed}] {rid}: the run above (the swept key does not apply to {method})")
         return args.handled[rid]
     record_path = out / "runs" / f"{rid}.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"run_id": rid, "seconds": {}}
     if "metrics" in record:  # finished: the record alone serves (it may be a committed one without its run folders)
-        print(f"[{method} seed {seed}] {rid}: finished earlier")
+        print(f"[{label} seed {seed}] {rid}: finished earlier")
         args.handled[rid] = record
         return record
     log = out / "runs" / f"{rid}.log"
@@ -163,12 +188,12 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | 
     train += ["--", f"seed={seed}", f"continual_learning.steps_per_task={args.steps}",
               f"datasets.vla_data.per_device_batch_size={args.batch}",
               *(f"continual_learning.replay.{k}={settings[k]}" for k in MEMORY_KEYS),
-              *algo_overrides(method, settings), *fixed_overrides(args.fixed, declared(method)),
+              *algo_overrides(method, settings), *fixed_overrides(fixed, declared(method)),
               *sweep_override(args.sweep, value, declared(method)),
               *(["lora.enabled=true"] if get_algorithm_class(method).requires_lora else [])]
     evaluate = ["bash", str(SCRIPTS / "run_cl_eval.sh"), "--run-id", rid, "--suite", args.suite,
                 "--trials", str(args.trials), "--workers", str(args.workers)]
-    print(f"[{method} seed {seed}{'' if value is None else f', {args.sweep.key}={value}'}] {rid}", flush=True)
+    print(f"[{label} seed {seed}{'' if value is None else f', {args.sweep.key}={value}'}] {rid}", flush=True)
     for phase, cmd in (("train", train), ("eval", evaluate)):
         if phase in record["seconds"]:
             print(f"  {phase}: done earlier ({record['seconds'][phase]:.0f} s)")
@@ -189,16 +214,14 @@ def run_one(args, method: str, seed: int, dataset: str, out: Path, value: str | 
 def finished_records(args, out: Path, value: str | None = None) -> dict[str, list[dict]]:
     """Records of the finished (method, seed) runs at `value`; the missing ones are named on stderr."""
     records = {}
-    for method in args.methods:
+    for entry in args.entries:
         for seed in args.seeds:
-            settings = run_settings(args.settings, args.sweep, value, declared(method))
-            rid = run_id(settings, method, seed, declared(method), args.sweep, value, args.model, args.fixed)
-            path = out / "runs" / f"{rid}.json"
+            path = out / "runs" / f"{entry_run_id(args, entry, seed, value)[0]}.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             if "metrics" in record:
-                records.setdefault(method, []).append(record)
+                records.setdefault(entry.label, []).append(record)
             else:
-                print(f"missing: {method} seed {seed}{'' if value is None else f' at {value}'} (not finished)",
+                print(f"missing: {entry.label} seed {seed}{'' if value is None else f' at {value}'} (not finished)",
                       file=sys.stderr)
     return records
 
@@ -214,7 +237,7 @@ def cell(agg: dict, key: str) -> str:
 def summarize(args, records: dict[str, list[dict]], value: str | None = None) -> str:
     memory = {k: args.settings[k] for k in MEMORY_KEYS}
     if value is not None and args.sweep.memory_key:
-        memory[args.sweep.memory_key] = value
+        memory[args.sweep.memory_key] = type(memory[args.sweep.memory_key])(value)
     swept = "" if value is None else f"{args.sweep.key} = {value}; "
     swept += "".join(f"{f.key} = {f.values[0]}; " for f in args.fixed)
     lines = [f"{swept}preset {args.preset}: suite {args.suite}, {args.steps} steps/task, batch {args.batch}, "
@@ -228,6 +251,10 @@ def summarize(args, records: dict[str, list[dict]], value: str | None = None) ->
         lines.append(f"| {method} | {len(runs)} | {cell(agg, 'asr')} | {cell(agg, 'bwt')} | {cell(agg, 'forgetting')} | "
                      f"{cell(agg, 'diagonal_mean')} | {train:.0f} | {evaluate:.0f} |")
     lines.append("")
+    for entry in args.entries:
+        if entry.fixed:
+            lines.append(f"{entry.label}: {entry.method} with " + ", ".join(f"{f.key} = {f.values[0]}" for f in entry.fixed)
+                         + ".")
     lines.append("mean ± sample std over seeds; ASR and diag (success right after training each task) in %, "
                  "BWT / F / std in percentage points.")
     return "\n".join(lines)
@@ -254,12 +281,13 @@ def main(argv=None) -> int:
             records[value] = finished_records(args, out, value)
         else:
             # A method the swept key cannot change has one run id for every value: later values find it done.
-            records[value] = {m: [run_one(args, m, s, dataset, out, value) for s in args.seeds] for m in args.methods}
+            records[value] = {e.label: [run_one(args, e, s, dataset, out, value) for s in args.seeds]
+                              for e in args.entries}
     if args.dry_run:
         return 0
     tables = "\n\n".join(summarize(args, records[v], v) for v in values)
     name = f"sweep_{args.sweep.short}" if args.sweep else "summary"
-    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled", "fixed")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled", "fixed", "entries")}
     settings["set"] = [f"{f.key}={f.values[0]}" for f in args.fixed]
     if args.sweep:
         settings["sweep"] = {"key": args.sweep.key, "values": list(args.sweep.values)}

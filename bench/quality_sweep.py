@@ -71,19 +71,58 @@ def parse_sweep(text: str, flag: str = "--sweep",
     return Sweep(key.strip(), values)
 
 
-def parse_fixed(texts: Iterable[str], sweep: Optional[Sweep] = None) -> tuple[Sweep, ...]:
-    """`--set KEY=VALUE` items -> one-value Sweeps; ValueError (one line) when malformed or in conflict."""
+def parse_fixed(texts: Iterable[str], sweep: Optional[Sweep] = None, flag: str = "--set") -> tuple[Sweep, ...]:
+    """`--set KEY=VALUE` items -> one-value Sweeps; ValueError (one line, naming `flag`) when malformed or in conflict."""
     fixed: list[Sweep] = []
     for text in texts:
-        item = parse_sweep(text, "--set", "KEY=VALUE (e.g. continual_learning.algorithm.mir_mode=per_step)")
+        item = parse_sweep(text, flag, "KEY=VALUE (e.g. continual_learning.algorithm.mir_mode=per_step)")
         if len(item.values) != 1:
-            raise ValueError(f"--set takes one value (KEY=VALUE), got {text!r}; to vary a key use --sweep")
+            raise ValueError(f"{flag} takes one value (KEY=VALUE), got {text!r}; to vary a key use --sweep")
         if item.memory_key:
-            raise ValueError(f"--set {text!r}: the memory settings have their own flags (--buffer-size, --replay-ratio)")
+            raise ValueError(f"{flag} {text!r}: the memory settings have their own flags (--buffer-size, --replay-ratio)")
         if item.key in {f.key for f in fixed} or (sweep is not None and item.key == sweep.key):
-            raise ValueError(f"--set {item.key} is given twice (or also swept)")
+            raise ValueError(f"{flag}: {item.key} is given twice (or also swept)")
         fixed.append(item)
     return tuple(fixed)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One line of a comparison: a registered method, under a label, with overrides of its own."""
+    label: str                  # the name tables and plots show
+    method: str                 # the registered CL algorithm it trains
+    fixed: tuple[Sweep, ...]    # its own `--set`-like overrides (run-id tags, like --set)
+
+
+VARIANT_FORM = "LABEL=METHOD:KEY=VALUE[,KEY=VALUE...] (e.g. mir_per_step=mir:mir_mode=per_step,mir_top_k=26)"
+
+
+def parse_variant(text: str, methods: Mapping[str, Iterable[str]]) -> Variant:
+    """`--variant` text -> Variant; `methods` maps each registered method to the hyperparameters it declares.
+
+    A bare KEY is the method's own hyperparameter (continual_learning.algorithm.KEY) and must be one it declares;
+    a dotted key is passed as written. ValueError (one line) when malformed."""
+    label, sep, rest = text.partition("=")
+    method, colon, items = rest.partition(":")
+    label, method = label.strip(), method.strip()
+    if not sep or not colon or not re.fullmatch(r"[A-Za-z0-9_.-]+", label) or not items.strip():
+        raise ValueError(f"--variant must be {VARIANT_FORM}, got {text!r}")
+    if method not in methods:
+        raise ValueError(f"--variant {label}: unknown method {method!r}; registered: {', '.join(methods)}")
+    declared = set(methods[method])
+    fixed: list[Sweep] = []
+    for item in items.split(","):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise ValueError(f"--variant {label}: {item!r} is not KEY=VALUE ({VARIANT_FORM})")
+        if "." not in key:
+            if key not in declared:
+                raise ValueError(f"--variant {label}: {method} has no hyperparameter {key!r}; it declares: "
+                                 f"{', '.join(sorted(declared)) or 'none'}")
+            key = f"continual_learning.algorithm.{key}"
+        fixed.append(Sweep(key, (value,)))
+    return Variant(label, method, parse_fixed([f"{f.key}={f.values[0]}" for f in fixed], flag=f"--variant {label}"))
 
 
 def resolve_settings(preset: str, given: Mapping[str, object]) -> dict:
@@ -132,8 +171,8 @@ def fixed_overrides(fixed: Iterable[Sweep], declared: Iterable[str]) -> list[str
     return [f"{f.key}={f.values[0]}" for f in fixed if f.applies(declared)]
 
 
-def asr_series(records: Mapping[str, Mapping[str, list[dict]]]) -> dict[str, list[tuple[str, float, float]]]:
-    """method -> [(value, mean ASR, std or 0)] over the values with finished runs (ASR as a fraction)."""
+def asr_series(records: Mapping[str, Mapping[str, list[dict]]]) -> dict[str, list[tuple[str, float, float, int]]]:
+    """method -> [(value, mean ASR, std or 0, seeds)] over the values with finished runs (ASR as a fraction)."""
     from AlphaBrain.evaluation.matrix import aggregate_runs
 
     series: dict[str, list] = {}
@@ -141,7 +180,7 @@ def asr_series(records: Mapping[str, Mapping[str, list[dict]]]) -> dict[str, lis
         for method, runs in by_method.items():
             asr = aggregate_runs([r["metrics"] for r in runs])["asr"] if runs else {"mean": None}
             if asr["mean"] is not None:
-                series.setdefault(method, []).append((value, asr["mean"], asr.get("std") or 0.0))
+                series.setdefault(method, []).append((value, asr["mean"], asr.get("std") or 0.0, len(runs)))
     return series
 
 
@@ -155,18 +194,26 @@ def plot_sweep(sweep: Sweep, records: Mapping[str, Mapping[str, list[dict]]], pa
     numeric = sweep.numeric()
     position = dict(zip(sweep.values, numeric or range(len(sweep.values))))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for method, points in asr_series(records).items():
-        xs = [position[v] for v, _, _ in points]
-        mean = [100 * m for _, m, _ in points]
-        std = [100 * s for _, _, s in points]
+    series = asr_series(records)
+    most = max((n for points in series.values() for *_, n in points), default=0)
+    for method, points in series.items():
+        xs = [position[v] for v, *_ in points]
+        mean = [100 * m for _, m, _, _ in points]
+        std = [100 * s for _, _, s, _ in points]
         (line,) = ax.plot(xs, mean, marker="o", label=method)
         ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                         color=line.get_color(), alpha=0.2)
+        for x, y, (*_, n) in zip(xs, mean, points):
+            if n < most:  # a point over fewer seeds than the rest has no comparable band: say so on the point
+                ax.annotate(f"{n} seed{'s' * (n != 1)}", (x, y), textcoords="offset points", xytext=(6, -12),
+                            fontsize=7, color=line.get_color())
     if numeric is None:
         ax.set_xticks(range(len(sweep.values)), sweep.values)
-    elif min(numeric) > 0 and max(numeric) / min(numeric) >= 20:
-        ax.set_xscale("log")  # memory sizes span orders of magnitude
+    else:
+        if min(numeric) > 0 and max(numeric) / min(numeric) >= 20:
+            ax.set_xscale("log")  # memory sizes span orders of magnitude
         ax.set_xticks(numeric, sweep.values)
+        ax.minorticks_off()
     ax.set_xlabel(sweep.key)
     ax.set_ylabel("ASR (%), mean ± std over seeds")
     ax.set_ylim(-2, 102)

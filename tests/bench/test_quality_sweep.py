@@ -77,6 +77,29 @@ def test_set_fixes_an_override_for_the_methods_that_take_it_and_tags_their_run_i
             bench.parse_args(bad)
 
 
+def test_variant_is_a_labelled_method_with_overrides_of_its_own(bench, tmp_path, capsys):
+    variant = "mir_per_step=mir:mir_mode=per_step,mir_top_k=26"
+    bench.main(["--dry-run", "--preset", "cl10_small_memory", "--methods", "er", "mir", "--seeds", "0",
+                "--out", str(tmp_path), "--variant", variant, "--sweep", "buffer_size_per_task=10,50"])
+    out = capsys.readouterr().out
+    lines = trains(out)
+    assert len(lines) == 6  # er, mir and the variant at both memory sizes
+    assert out.count("[mir_per_step seed 0") == 2
+    # The same run ids as `--methods mir --set ...`: records made either way serve each other.
+    assert sum("--run-id bench_metaworld_cl10_1000_m50_mir_modeper-step_mir_top_k26_mir_s0 " in line for line in lines) == 1
+    plain = [line for line in lines if "--run-id bench_metaworld_cl10_1000_m10_mir_s0 " in line]
+    assert len(plain) == 1 and "mir_mode" not in plain[0]  # the variant's overrides stay its own
+    for bad in (["--variant", "x=mir"], ["--variant", "x=nope:a=1"], ["--variant", "x=er:mir_top_k=3"],
+                ["--variant", "er=mir:mir_top_k=3"], ["--variant", "x=mir:mir_top_k"],
+                ["--variant", "x=mir:mir_top_k=3", "--set", "continual_learning.algorithm.mir_top_k=4"],
+                ["--variant", "x=mir:buffer_size_per_task=5"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--variant", "x=er:mir_top_k=3"])
+    assert "er has no hyperparameter 'mir_top_k'" in capsys.readouterr().err
+
+
 def test_plot_draws_asr_against_the_value_from_records(tmp_path):
     from bench.quality_sweep import asr_series, parse_sweep, plot_sweep
 
@@ -86,7 +109,8 @@ def test_plot_draws_asr_against_the_value_from_records(tmp_path):
                "50": {"sequential": seq, "er": []},  # not finished yet: left out of the line
                "1000": {"sequential": seq, "er": [{"metrics": {"asr": 1.0}}]}}
     series = asr_series(records)
-    assert [v for v, _, _ in series["er"]] == ["10", "1000"]
+    assert [v for v, *_ in series["er"]] == ["10", "1000"]
     assert series["er"][0][1] == pytest.approx(0.5) and series["er"][0][2] > 0 and series["er"][1][2] == 0.0
+    assert [n for *_, n in series["er"]] == [2, 1] and [n for *_, n in series["sequential"]] == [2, 2, 2]
     png = plot_sweep(sweep, records, tmp_path / "sweep.png", "synthetic")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
