@@ -110,7 +110,7 @@ def parse_variant(text: str, methods: Mapping[str, Iterable[str]]) -> Variant:
     if method not in methods:
         raise ValueError(f"--variant {label}: unknown method {method!r}; registered: {', '.join(methods)}")
     declared = set(methods[method])
-    fixed: list[Sweep] = []
+    texts: list[str] = []
     for item in items.split(","):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
@@ -121,8 +121,8 @@ def parse_variant(text: str, methods: Mapping[str, Iterable[str]]) -> Variant:
                 raise ValueError(f"--variant {label}: {method} has no hyperparameter {key!r}; it declares: "
                                  f"{', '.join(sorted(declared)) or 'none'}")
             key = f"continual_learning.algorithm.{key}"
-        fixed.append(Sweep(key, (value,)))
-    return Variant(label, method, parse_fixed([f"{f.key}={f.values[0]}" for f in fixed], flag=f"--variant {label}"))
+        texts.append(f"{key}={value}")
+    return Variant(label, method, parse_fixed(texts, flag=f"--variant {label}"))
 
 
 def resolve_settings(preset: str, given: Mapping[str, object]) -> dict:
