@@ -11,7 +11,8 @@
 #   STREAM=metaworld_cl5|metaworld_cl10|synthetic_push3 (a 1-minute pipeline check without MuJoCo)
 #          |libero_goal_scripted (all 10 LIBERO-Goal tasks: the CPU study, docs/benchmarks/libero_mini.md)
 #          |libero_goal_mini (5 of them)
-#   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>   RUN_ID=<name>
+#   STEPS=<steps per task>   TRIALS=<rollouts per cell>   WORKERS=<rollout processes>
+#   RUN_ID=<name>   default default_tiny_<ALGO>_<STREAM>, plus _<STEPS>steps / _<EPISODES>ep when those are set
 #   EPISODES=<demos per task, LIBERO streams only; default 15>
 set -euo pipefail
 PROG="$0"
@@ -24,7 +25,9 @@ fi
 cd "$REPO_ROOT"
 
 ALGO="${ALGO:-er}" STREAM="${STREAM:-metaworld_cl5}" WORKERS="${WORKERS:-2}"
-RUN_ID="${RUN_ID:-default_tiny_${ALGO}_${STREAM}}"
+# A run made with other STEPS or EPISODES gets a run id of its own: re-running with new values must not resume
+# (or skip the evaluated cells of) the run trained with the old ones.
+RUN_ID="${RUN_ID:-default_tiny_${ALGO}_${STREAM}${STEPS:+_${STEPS}steps}${EPISODES:+_${EPISODES}ep}}"
 # The knobs are checked before the (long) set-up and demo generation.
 case "$STREAM" in metaworld_cl5|metaworld_cl10|synthetic_push3) TRIALS="${TRIALS:-10}" ;;
   # A LIBERO episode costs ~10x a Meta-World one on a CPU: 5 trials per cell keeps the 10 x 10 matrix near 30 min.
