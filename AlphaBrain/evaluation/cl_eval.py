@@ -37,8 +37,8 @@ from AlphaBrain.evaluation.batched_rollout import evaluate_cells, group_cells
 from AlphaBrain.evaluation.curve import build_curve, curve_cells, matching_curve, plan_curve, write_curve
 from AlphaBrain.evaluation.rollout import CellJob, cell_done, evaluate_cell, summarize
 from AlphaBrain.evaluation.shards import (
-    UNSHARDED, CellParams, Shard, cell_path, cell_reusable, log_name, missing_message, read_cell, results_entry,
-    shard_counts, shard_label, shard_range, write_cell,
+    DEFAULT_REPLAN_EVERY, UNSHARDED, CellParams, Shard, cell_path, cell_reusable, log_name, missing_message,
+    read_cell, results_entry, shard_counts, shard_label, shard_range, write_cell,
 )
 from AlphaBrain.utils.atomic_io import atomic_write_json
 from AlphaBrain.utils.cli import ArgumentParser, int_arg, run_main, shard_arg
@@ -86,7 +86,7 @@ def simulator_interpreter(suite_name: str) -> Optional[str]:
 
 def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, workers: int = 1,
                  last_only: bool = False, mode: str = "inprocess", port_base: int = 5694,
-                 replan_every: int = 4, cache_merged: bool = False, max_steps: Optional[int] = None,
+                 replan_every: int = DEFAULT_REPLAN_EVERY, cache_merged: bool = False, max_steps: Optional[int] = None,
                  shard: Shard = UNSHARDED, merge_only: bool = False, envs_per_worker: int = 1,
                  allow_foreign_statistics: bool = False, curve: bool = False) -> dict:
     """Evaluate this shard's cells, then assemble the matrix if every cell file is there.
@@ -111,6 +111,8 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         raise UserError(f"--envs-per-worker must be an integer >= 1, got {envs_per_worker}.")
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be >= 1, got {max_steps}.")
+    if replan_every < 1:
+        raise UserError(f"--replan-every must be >= 1 (actions executed per policy query), got {replan_every}.")
     if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
         raise UserError(f"--shard must be K/N with N >= 1 and K in 0..N-1, got {shard_label(shard)}.")
     suite = get_suite(suite_name)
@@ -124,7 +126,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
             f"The run was trained on tasks {unknown} that suite {suite_name} does not have "
             f"(its tasks: {', '.join(t.name for t in suite.tasks)}). Pick the suite the run was trained on."
         )
-    params = CellParams(suite_name, trials, max_steps)
+    params = CellParams(suite_name, trials, max_steps, replan_every)
     order = [(checkpoint, t.name) for checkpoint in checkpoints for t in suite.tasks]
     plan, notes = plan_curve(run_dir, train_order) if curve else ([], [])
     order += [cell for cell in dict.fromkeys(curve_cells(plan, train_order)) if cell not in set(order)]
@@ -164,6 +166,7 @@ def evaluate_run(run_dir: Path, suite_name: str, trials: int, out_dir: Path, wor
         # per-task masks / adapters: each cell ran with its own task's (docs/continual_learning/evaluation.md)
         "task_conditioned": RunDir(run_dir).task_conditioned(),
         **({"max_steps": max_steps} if max_steps else {}),
+        **({"replan_every": replan_every} if replan_every != DEFAULT_REPLAN_EVERY else {}),
     }
     return {**assemble(matrix, dict(zip(order, cells)), out_dir, (plan, notes) if curve else None),
             "curve_notes": notes}
@@ -218,7 +221,8 @@ def _evaluate_checkpoint(pool, run_dir: Path, suite, checkpoint: str, tasks: lis
         t = suite.tasks[i]
         if cell_reusable(read_cell(out_dir, checkpoint, t.name, params), trials):
             continue
-        if not cell_path(out_dir, checkpoint, t.name).exists() and cell_done(results.get(t.name), trials):
+        if (params.defaults and not cell_path(out_dir, checkpoint, t.name).exists()
+                and cell_done(results.get(t.name), trials)):
             write_cell(out_dir, checkpoint, t.name, results[t.name], params, shard)
             continue
         todo.append(CellJob(checkpoint, i, t.name, t.instruction, [suite.eval_seed(i, k) for k in range(trials)],
@@ -328,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs-per-worker", type=int_arg(1), default=1, metavar="M",
                    help="environments each worker steps in lockstep, with one batched policy call for all of "
                         "them (trials of a cell, or cells of one checkpoint); same results as 1 (default 1)")
-    p.add_argument("--replan-every", type=int_arg(1), default=4, help="actions executed from each predicted chunk")
+    p.add_argument("--replan-every", type=int_arg(1), default=DEFAULT_REPLAN_EVERY,
+                   help="actions executed from each predicted chunk before the policy is asked again (default "
+                        f"{DEFAULT_REPLAN_EVERY}; cells evaluated with another value are not reused)")
     p.add_argument("--shard", type=shard_arg(), default=UNSHARDED, metavar="K/N",
                    help="evaluate only shard K (0..N-1) of N of the (checkpoint, task) cells, e.g. "
                         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shards share --output-base and the last "

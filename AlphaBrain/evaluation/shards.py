@@ -9,7 +9,8 @@ Each cell's result is its own file, written atomically by the one shard that own
 
     <output-base>/<checkpoint>/cells/<task>.json
     {"checkpoint": ..., "task": ..., "shard": "K/N",
-     "params": {"suite": ..., "trials": <requested>, "max_steps": <cap or null>},
+     "params": {"suite": ..., "trials": <requested>, "max_steps": <cap or null>
+                [, "replan_every": <actions per policy query, when not the default 4>]},
      "success_rate": ..., "trials": ..., "successes": ..., "seeds": [...], "episodes": [...],
      "requested_trials": ...}                       (a failed cell: success_rate null, trials 0, "error")
 
@@ -34,6 +35,9 @@ CELL_KEYS = ("checkpoint", "task", "shard", "params")
 SHOWN_MISSING = 4  # cells named in the "missing cells" error
 
 
+DEFAULT_REPLAN_EVERY = 4  # actions executed from each predicted chunk before the policy is asked again
+
+
 @dataclass(frozen=True)
 class CellParams:
     """What makes a cell file reusable by an evaluation."""
@@ -41,6 +45,20 @@ class CellParams:
     suite: str
     trials: int
     max_steps: Optional[int]
+    replan_every: int = DEFAULT_REPLAN_EVERY
+
+    def as_json(self) -> dict:
+        """The cell file's "params". The default replan_every is left out, so the cell files written
+        before it was a parameter (all made with the default) stay reusable."""
+        params = asdict(self)
+        if self.replan_every == DEFAULT_REPLAN_EVERY:
+            del params["replan_every"]
+        return params
+
+    @property
+    def defaults(self) -> bool:
+        """Made with what an evaluation without cell files (an older results.json) always used."""
+        return self.max_steps is None and self.replan_every == DEFAULT_REPLAN_EVERY
 
 
 def shard_range(num_cells: int, shard: Shard) -> range:
@@ -69,7 +87,7 @@ def cell_path(out_dir: Path, checkpoint: str, task: str) -> Path:
 
 def write_cell(out_dir: Path, checkpoint: str, task: str, entry: dict, params: CellParams, shard: Shard) -> dict:
     """Atomically write one cell's file from its results.json `entry`; returns the file's content."""
-    cell = {"checkpoint": checkpoint, "task": task, "shard": shard_label(shard), "params": asdict(params), **entry}
+    cell = {"checkpoint": checkpoint, "task": task, "shard": shard_label(shard), "params": params.as_json(), **entry}
     atomic_write_json(cell_path(out_dir, checkpoint, task), cell)
     return cell
 
@@ -80,7 +98,7 @@ def read_cell(out_dir: Path, checkpoint: str, task: str, params: CellParams) -> 
         cell = json.loads(cell_path(out_dir, checkpoint, task).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(cell, dict) or cell.get("params") != asdict(params):
+    if not isinstance(cell, dict) or cell.get("params") != params.as_json():
         return None
     return cell
 
@@ -119,8 +137,9 @@ def missing_message(out_dir: Path, order: list[tuple[str, str]], missing: list[i
     else:
         ks = sorted({shard_of(i, len(order), n) for i in missing})
         owners = (f"owned by shard{'s' if len(ks) > 1 else ''} {', '.join(f'{k}/{n}' for k in ks)}: run "
-                  f"{'them' if len(ks) > 1 else 'it'} with the same flags (--trials, --max-steps, --suite, "
-                  f"--last-only, --curve), then --merge-only again")
+                  f"{'them' if len(ks) > 1 else 'it'} with the same flags (--trials, --max-steps, "
+                  f"--replan-every, --suite, --last-only, --curve), then --merge-only again")
     other = sum(cell_path(out_dir, *order[i]).exists() for i in missing)
-    stale = f" ({other} of them have a cell file made with other --trials, --max-steps or suite)" if other else ""
+    stale = (f" ({other} of them have a cell file made with other --trials, --max-steps, --replan-every or suite)"
+             if other else "")
     return f"{len(missing)} of {len(order)} cells are missing in {out_dir}{stale}: {shown}{more}; {owners}."

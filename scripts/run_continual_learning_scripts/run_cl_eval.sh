@@ -8,7 +8,7 @@ usage() {
   cat <<'USAGE'
 Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--workers N] [--gpus LIST]
                       [--port-base N] [--output-base PATH] [--last-only] [--server] [--cache-merged]
-                      [--max-steps N] [--envs-per-worker M] [--curve] [--shard K/N | --merge-only]
+                      [--max-steps N] [--replan-every N] [--envs-per-worker M] [--curve] [--shard K/N | --merge-only]
                       [--allow-foreign-statistics]
 
   --run-id ID         Required. Run directory under results/Checkpoints/.
@@ -34,6 +34,9 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
   --server            Serve the policy over websocket (one server per worker) instead of in-process
   --max-steps N       Cap every episode at N steps: a quick pipeline check (success rates are then not
                       comparable with the suite's)
+  --replan-every N    Actions executed from each predicted chunk before the policy is asked again
+                      (at most the chunk length). Default: 4. Cells evaluated with another value are
+                      not reused; matrix.json records a non-default value
   --envs-per-worker M Environments each worker steps in lockstep, asking the policy for all of them in
                       one batched call (trials of a cell, or cells of one checkpoint). Same results as
                       1; more policy calls/s where the policy forward, not the simulator, is the cost
@@ -52,8 +55,8 @@ Usage: run_cl_eval.sh --run-id ID [--model NAME] [--suite NAME] [--trials N] [--
                       results/Checkpoints/<run_id>/config.yaml --out results/Checkpoints/<run_id>/dataset_statistics.json
   -h, --help          This help
 
-Re-running skips the (checkpoint, task) cells already evaluated with the same --trials, --max-steps
-and suite. Per checkpoint: <output-base>/<checkpoint>/{eval.log,server.log,results.json} and
+Re-running skips the (checkpoint, task) cells already evaluated with the same --trials, --max-steps,
+--replan-every and suite. Per checkpoint: <output-base>/<checkpoint>/{eval.log,server.log,results.json} and
 cells/<task>.json (one file per cell; a shard logs to eval.shard-K-of-N.log); a mid-task point of
 --curve is <output-base>/mid_task/<prefix>/cells/<task>.json, resumed and sharded the same way.
 
@@ -67,7 +70,7 @@ PROG="$0"  # as typed: usage errors name it, and so does the Python command it s
 die() { echo "error: $*" >&2; exit 2; }
 usage_error() { echo "error: $PROG: $* (see $PROG --help)" >&2; exit 2; }
 
-RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() ENVS=() SHARD=() MERGE_ONLY=() ALLOW_FOREIGN=() CURVE=()
+RUN_ID="" MODEL="" SUITE="" TRIALS=10 WORKERS="" GPUS="" PORT_BASE=5694 OUTPUT_BASE="" LAST_ONLY=() SERVER=() CACHE_MERGED=() MAX_STEPS=() REPLAN=() ENVS=() SHARD=() MERGE_ONLY=() ALLOW_FOREIGN=() CURVE=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run-id) [[ $# -ge 2 ]] || usage_error "--run-id needs a value"; RUN_ID="$2"; shift 2 ;;
@@ -82,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --server) SERVER=(--server); shift ;;
     --cache-merged) CACHE_MERGED=(--cache-merged); shift ;;
     --max-steps) [[ $# -ge 2 ]] || usage_error "--max-steps needs a value"; MAX_STEPS=(--max-steps "$2"); shift 2 ;;
+    --replan-every) [[ $# -ge 2 ]] || usage_error "--replan-every needs a value"; REPLAN=(--replan-every "$2"); shift 2 ;;
     --envs-per-worker) [[ $# -ge 2 ]] || usage_error "--envs-per-worker needs a value"; ENVS=(--envs-per-worker "$2"); shift 2 ;;
     --shard) [[ $# -ge 2 ]] || usage_error "--shard needs a value"; SHARD=(--shard "$2"); shift 2 ;;
     --merge-only) MERGE_ONLY=(--merge-only); shift ;;
@@ -115,4 +119,4 @@ ARGS=(--run-id "$RUN_ID" --trials "$TRIALS" --workers "${WORKERS:-1}" --port-bas
 [[ -z "$MODEL" ]] || ARGS+=(--model "$MODEL")
 [[ -z "$OUTPUT_BASE" ]] || ARGS+=(--output-base "$OUTPUT_BASE")
 ALPHABRAIN_PROG="$PROG" exec "$PY" -m AlphaBrain.evaluation.cl_eval "${ARGS[@]}" "${LAST_ONLY[@]}" "${SERVER[@]}" "${CACHE_MERGED[@]}" "${MAX_STEPS[@]}" \
-  "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}" "${ALLOW_FOREIGN[@]}" "${CURVE[@]}"
+  "${REPLAN[@]}" "${ENVS[@]}" "${SHARD[@]}" "${MERGE_ONLY[@]}" "${ALLOW_FOREIGN[@]}" "${CURVE[@]}"

@@ -118,6 +118,20 @@ def test_cells_of_an_older_results_json_are_reused(push_run, tmp_path, monkeypat
     assert len(list((out / ckpt / "cells").iterdir())) == 3
 
 
+def test_cells_of_another_replan_every_are_evaluated_again_and_recorded(push_run, tmp_path, monkeypatch):
+    out = tmp_path / "replan"
+    evaluate_run(push_run, SUITE, trials=1, out_dir=out, last_only=True)  # the default, 4
+    evaluated = []
+    real = cl_eval.evaluate_cell
+    monkeypatch.setattr(cl_eval, "evaluate_cell", lambda job: evaluated.append(job.task_name) or real(job))
+    matrix = evaluate_run(push_run, SUITE, trials=1, out_dir=out, last_only=True, replan_every=2)["matrix"]
+    assert len(evaluated) == 3 and matrix["replan_every"] == 2
+    cells = [json.loads(p.read_text()) for p in (out / matrix["checkpoints"][0] / "cells").iterdir()]
+    assert [c["params"] for c in cells] == [{"suite": SUITE, "trials": 1, "max_steps": None, "replan_every": 2}] * 3
+    evaluate_run(push_run, SUITE, trials=1, out_dir=out, last_only=True, replan_every=2)
+    assert len(evaluated) == 3  # the same value again: every cell reused
+
+
 def test_bad_shard_values_are_usage_errors(tmp_path):
     def run(value):
         return subprocess.run(["bash", EVAL_SH, "--run-id", "r", "--shard", value, "--output-base",
