@@ -209,7 +209,8 @@ class ContinualVLATrainer:
         policy = self.unwrapped  # once per task: accelerate's unwrap_model walks every submodule
         accum = backend.accumulation
         ctx = CLContext(position, policy, task, loader, acc, num_tasks=len(self.stream), steps=steps,
-                        gradient_accumulation_steps=accum, global_step=self.global_step)
+                        gradient_accumulation_steps=accum, global_step=self.global_step,
+                        stream_tasks=tuple(self.stream.tasks))
         algo.ctx = ctx
         algo.on_task_start(ctx)
         first = 0

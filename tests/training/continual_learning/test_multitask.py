@@ -110,3 +110,51 @@ def test_bad_hyperparameters_name_the_key():
         Multitask.from_config({"balanced_sampling": "yes"})
     with pytest.raises(ConfigError, match="buffer_size_per_task"):
         Multitask.from_config({"buffer_size_per_task": 10})
+
+
+def stream_ctx(task, sizes):
+    tasks = tuple(FakeTaskDataset(t, n) for t, n in enumerate(sizes))
+    return SimpleNamespace(task_id=task, task_dataset=tasks[task], stream_tasks=tasks, num_tasks=len(sizes))
+
+
+def task_shares(algo, task, batch_size, sizes, rounds=200):
+    algo.on_task_start(stream_ctx(task, sizes))
+    counts = np.zeros(len(sizes))
+    for _ in range(rounds):
+        for sample in algo.modify_batch(current_batch(task, batch_size), task):
+            counts[sample["ref"][0]] += 1
+    return counts / counts.sum()
+
+
+@pytest.mark.parametrize("task", [0, 1, 2])
+def test_whole_stream_draws_every_task_of_the_stream_from_the_first_step(task):
+    # Union of 500 frames: 1/5 task 0, 3/5 task 1, 1/5 task 2, whichever task is current; the current
+    # task is not drawn from memory as well, so its share is not doubled.
+    sizes = [100, 300, 100]
+    algo = Multitask.from_config({"whole_stream": True})
+    algo.bind_runtime(seed=0)
+    for earlier in range(task):
+        algo.on_task_start(stream_ctx(earlier, sizes))
+        algo.on_task_end(stream_ctx(earlier, sizes))
+    np.testing.assert_allclose(task_shares(algo, task, 50, sizes), [0.2, 0.6, 0.2], atol=0.02)
+    assert [algo.buffer.get_task_size(t) for t in range(3)] == sizes
+
+
+def test_whole_stream_with_balanced_sampling_gives_every_task_an_equal_share():
+    algo = Multitask.from_config({"whole_stream": True, "balanced_sampling": True})
+    algo.bind_runtime(seed=0)
+    np.testing.assert_allclose(task_shares(algo, 0, 60, [100, 300, 100]), [1 / 3] * 3, atol=0.02)
+
+
+def test_whole_stream_state_round_trip_draws_the_same_batches():
+    sizes = [40, 40, 40]
+    algo = Multitask.from_config({"whole_stream": True})
+    algo.bind_runtime(seed=5)
+    algo.on_task_start(stream_ctx(0, sizes))
+    algo.on_task_end(stream_ctx(0, sizes))
+    restored = Multitask.from_config({"whole_stream": True})
+    restored.bind_runtime(seed=5)
+    restored.load_state_dict(json.loads(json.dumps(algo.state_dict())))
+    algo.on_task_start(stream_ctx(1, sizes))
+    restored.on_task_start(stream_ctx(1, sizes))
+    assert algo.modify_batch(current_batch(1, 16), 1) == restored.modify_batch(current_batch(1, 16), 1)

@@ -50,6 +50,9 @@ class CLContext:
     step: int = 0                             # optimizer step within the task, 0-based
     micro_batch: int = 0                      # micro-batch within the step, 0-based
     global_step: int = 0                      # optimizer steps since the start of the run
+    # Every task's dataset, in training order. Only an offline reference (Multitask's whole_stream) may read
+    # tasks after `task_id`: a continual method that looks ahead is no longer continual.
+    stream_tasks: tuple = ()
 
     @property
     def is_optimizer_step(self) -> bool:

@@ -106,15 +106,15 @@ class ReplayBuffer:
         self._rng = numpy_rng(self.seed, *entropy)
 
     # -------------------------------------------------------------- sampling
-    def sample_slots(self, batch_size: int) -> list[tuple[int, int]]:
+    def sample_slots(self, batch_size: int, exclude: Optional[int] = None) -> list[tuple[int, int]]:
         """Uniform over every stored sample: (task, position in that task's memory), without replacement when it fits.
 
         Methods that keep something per stored sample (DER++'s outputs) index it with
-        these positions; `samples_at` decodes them.
+        these positions; `samples_at` decodes them. `exclude`: a task id whose samples are not drawn.
         """
-        if batch_size <= 0 or self.is_empty():
+        tasks = [t for t in self.get_task_ids() if t != exclude]
+        if batch_size <= 0 or not tasks:
             return []
-        tasks = self.get_task_ids()
         sizes = np.asarray([len(self._refs[t]) for t in tasks])
         ends = np.cumsum(sizes)
         pick = self._rng.choice(int(ends[-1]), size=batch_size, replace=batch_size > int(ends[-1]))
@@ -122,15 +122,15 @@ class ReplayBuffer:
         local = pick - (ends[owner] - sizes[owner])
         return [(tasks[o], int(i)) for o, i in zip(owner, local)]
 
-    def sample_refs(self, batch_size: int) -> list[tuple[int, tuple[int, int, int]]]:
-        """Uniform over every stored sample: without replacement when the batch fits."""
-        return [self._ref_of(task, i) for task, i in self.sample_slots(batch_size)]
+    def sample_refs(self, batch_size: int, exclude: Optional[int] = None) -> list[tuple[int, tuple[int, int, int]]]:
+        """Uniform over every stored sample (but those of task `exclude`): without replacement when the batch fits."""
+        return [self._ref_of(task, i) for task, i in self.sample_slots(batch_size, exclude)]
 
-    def sample_balanced_refs(self, batch_size: int) -> list[tuple[int, tuple[int, int, int]]]:
-        """Equal draws per stored task; a remainder goes to randomly chosen tasks (counts differ by <= 1)."""
-        if batch_size <= 0 or self.is_empty():
+    def sample_balanced_refs(self, batch_size: int, exclude: Optional[int] = None) -> list[tuple[int, tuple[int, int, int]]]:
+        """Equal draws per stored task (but `exclude`); a remainder goes to randomly chosen tasks (counts differ by <= 1)."""
+        tasks = [t for t in self.get_task_ids() if t != exclude]
+        if batch_size <= 0 or not tasks:
             return []
-        tasks = self.get_task_ids()
         counts = np.full(len(tasks), batch_size // len(tasks))
         counts[self._rng.choice(len(tasks), size=batch_size % len(tasks), replace=False)] += 1
         out = []
@@ -141,13 +141,13 @@ class ReplayBuffer:
         order = self._rng.permutation(len(out))
         return [out[i] for i in order]
 
-    def sample(self, batch_size: int) -> list[dict]:
-        """`batch_size` decoded samples drawn uniformly over all stored samples ([] if empty)."""
-        return self.decode(self.sample_refs(batch_size))
+    def sample(self, batch_size: int, exclude: Optional[int] = None) -> list[dict]:
+        """`batch_size` decoded samples drawn uniformly over all stored samples but task `exclude`'s ([] if none)."""
+        return self.decode(self.sample_refs(batch_size, exclude))
 
-    def sample_balanced(self, batch_size: int) -> list[dict]:
-        """`batch_size` decoded samples with equal representation of every stored task ([] if empty)."""
-        return self.decode(self.sample_balanced_refs(batch_size))
+    def sample_balanced(self, batch_size: int, exclude: Optional[int] = None) -> list[dict]:
+        """`batch_size` decoded samples with equal representation of every stored task but `exclude` ([] if none)."""
+        return self.decode(self.sample_balanced_refs(batch_size, exclude))
 
     def samples_at(self, slots: list[tuple[int, int]]) -> list[dict]:
         """Decode the stored samples at (task, position) slots, in the order given."""
