@@ -39,6 +39,7 @@ def checkpoint_names(run_dir):
         (["--algo", "none"], [], "sequential"),
         ([], ["continual_learning.replay.enabled=false", "continual_learning.algorithm.name=er"], "er"),  # generic style
         ([], ["continual_learning.replay.enabled=false"], "sequential"),  # neither style set
+        (["--algo", "multitask"], ["continual_learning.algorithm.whole_stream=true"], "multitask"),
     ],
 )
 def test_smoke_run_leaves_every_task_checkpoint(algo_args, extra, expected_algo, synthetic_dataset, tmp_path):
@@ -52,6 +53,10 @@ def test_smoke_run_leaves_every_task_checkpoint(algo_args, extra, expected_algo,
     assert state["algorithm"]["name"] == expected_algo
     if expected_algo == "er":
         assert state["algorithm"]["buffer"]["task_sizes"] == {"0": 36, "1": 36, "2": 36}  # <= 500 per task: whole task
+    if expected_algo == "multitask":
+        # whole_stream: the trainer hands the algorithm every task, so all three are stored after task 0.
+        first = json.loads((run_dir / "checkpoints" / "task_0_id0_steps_5_cl_state.json").read_text())
+        assert first["algorithm"]["buffer"]["task_sizes"] == {"0": 36, "1": 36, "2": 36}
 
 
 def corrupt_copy(src, dst):
