@@ -74,12 +74,14 @@ def record_episode(
     cameras: Sequence[str],
     max_steps: int,
     tail_steps: int,
+    label: Optional[Callable[[], np.ndarray]] = None,
 ) -> Optional[dict[str, np.ndarray]]:
     """Step `env` from its reset observation `obs` with `act(obs)`; the recorded episode, or None if it failed.
 
     The episode ends `tail_steps` steps after the first success (or at `max_steps`). Per frame it holds
-    the images (obs["images"], in the order of `cameras`), the state and the action executed:
-    `{camera: uint8[T, H, W, 3], ..., "state": [T, S], "action": [T, A]}`.
+    the images (obs["images"], in the order of `cameras`), the state and the action:
+    `{camera: uint8[T, H, W, 3], ..., "state": [T, S], "action": [T, A]}`. The action is the one executed,
+    or `label()` called right after `act` when given (e.g. the expert's action before its noise).
     """
     images: list[list[np.ndarray]] = [[] for _ in cameras]
     states, actions = [], []
@@ -89,7 +91,7 @@ def record_episode(
         for frames, img in zip(images, obs["images"]):
             frames.append(img)
         states.append(obs["state"])
-        actions.append(action)
+        actions.append(action if label is None else label())
         obs, success, _ = env.step(action)
         if success and not succeeded:
             succeeded, end = True, min(step + tail_steps, max_steps)

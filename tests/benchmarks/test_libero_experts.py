@@ -119,6 +119,60 @@ def test_expert_actions_are_clipped_float32_and_seeded():
         assert not np.array_equal(other.act(_FakeEnv([-0.2, 0.0, 1.18])), runs[0][0])
 
 
+def test_expert_keeps_its_action_before_the_noise_for_clean_labels():
+    from AlphaBrain.benchmarks.libero.experts import make_expert
+
+    for task in SCRIPTED_TASKS:
+        noisy, clean = make_expert(task, seed=3, noise=0.3), make_expert(task, seed=3, noise=0.0)
+        env_noisy, env_clean = _FakeEnv([-0.2, 0.0, 1.18]), _FakeEnv([-0.2, 0.0, 1.18])
+        noisy.reset(env_noisy)
+        clean.reset(env_clean)
+        executed = noisy.act(env_noisy)
+        np.testing.assert_array_equal(noisy.clean_action, clean.act(env_clean))  # same state, no noise
+        np.testing.assert_array_equal(clean.clean_action, clean.act(env_clean))  # noise 0: executed == clean
+        assert not np.array_equal(executed, noisy.clean_action)
+        assert noisy.clean_action.dtype == np.float32 and np.all(np.abs(noisy.clean_action) <= 1.0)
+
+
+def test_record_episode_executes_the_action_and_records_the_label():
+    from AlphaBrain.benchmarks.demo_collection import record_episode
+
+    class Env:
+        def __init__(self):
+            self.executed = []
+
+        def step(self, action):
+            self.executed.append(action)
+            obs = {"images": [np.zeros((4, 4, 3), np.uint8)], "state": np.zeros(2, np.float32)}
+            return obs, len(self.executed) >= 3, {}
+
+    obs = {"images": [np.zeros((4, 4, 3), np.uint8)], "state": np.zeros(2, np.float32)}
+    counter = iter(range(100))
+    act = lambda _: np.full(2, next(counter), np.float32)  # noqa: E731
+    env = Env()
+    episode = record_episode(env, obs, act, ["image"], max_steps=10, tail_steps=1, label=lambda: np.full(2, -1, np.float32))
+    assert len(env.executed) == 4 and [a[0] for a in env.executed] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(episode["action"], np.full((4, 2), -1, np.float32))
+    env, counter = Env(), iter(range(100))
+    episode = record_episode(env, obs, act, ["image"], max_steps=10, tail_steps=1)
+    np.testing.assert_array_equal(episode["action"], np.stack(env.executed))  # no label: the executed action
+
+
+def test_clean_labels_are_part_of_the_cache_key_and_checked(tmp_path):
+    from AlphaBrain.benchmarks import demo_generation as demos
+    from AlphaBrain.benchmarks.libero.generate import generate_stream_dataset, generation_params
+    from AlphaBrain.benchmarks.libero.tasks import MINI_SUITE, suite_task_specs
+
+    specs = suite_task_specs(MINI_SUITE)
+    request = demos.demo_request(tmp_path / "d", 2, 0, (32, 32), 1, force=False, progress=False, log=lambda m: None,
+                                 sides=(8, 1024))
+    default = generation_params(MINI_SUITE, specs, request, "lowpoly", 0.05)
+    assert "labels" not in default  # datasets made before the option stay reusable
+    assert generation_params(MINI_SUITE, specs, request, "lowpoly", 0.05, "clean") == {**default, "labels": "clean"}
+    with pytest.raises(UserError, match="labels must be one of executed, clean"):
+        generate_stream_dataset(MINI_SUITE, tmp_path / "e", episodes_per_task=2, labels="noisy")
+
+
 def test_expert_moves_towards_its_first_waypoint_pointing_down():
     from AlphaBrain.benchmarks.libero.experts import make_expert
 

@@ -11,7 +11,10 @@ placement rule, wait steps, render settings, flipped images, 8-D state). Failed 
 dropped and counted; the expert's success rate over all tries goes into meta/info.json and
 is printed as a table. An episode ends TAIL_STEPS steps after the first success.
 Per frame: the agent-view and wrist images, the state, the action actually executed
-(clipped to [-1, 1]) and the instruction.
+(clipped to [-1, 1]) and the instruction. With `--labels clean` the recorded action is the
+expert's action before its noise while the noisy one is executed (DART, Laskey et al. 2017):
+the demos then show how the expert returns from the small errors a learned policy makes,
+without teaching the noise itself.
 
 Seeds. Evaluation trial k resets to init state k (seeds 0, 1, ...). Demo attempt a of a task
 starts from init state n-1-(a mod n), counting down from the END of the task's n (=50) init
@@ -58,6 +61,7 @@ TAIL_STEPS = 8                      # frames kept after the first success (the e
 CAMERA_KEYS = ("image", "wrist_image")  # -> observation.images.image, observation.images.wrist_image
 ROBOT_TYPE = "libero_franka"
 STREAMS = GENERATED_SUITES
+LABELS = ("executed", "clean")      # what a frame's action is: the executed (noisy) one, or the expert's before noise
 MAX_SEED = 999
 SEED_CYCLES = 20                    # env seed = n * (SEED_CYCLES * (seed + 1) + cycle) + init state
 
@@ -95,13 +99,14 @@ def expert_episode(job: tuple) -> Optional[dict[str, np.ndarray]]:
     """Run the expert from one init state; the recorded episode, or None if it failed."""
     from AlphaBrain.benchmarks.libero.experts import make_expert
 
-    spec, env_seed, expert_seed, image_size, render_mode, noise = job
+    spec, env_seed, expert_seed, image_size, render_mode, noise, labels = job
     env = _get_env(spec, tuple(image_size), render_mode)
     obs = env.reset(env_seed)
     expert = make_expert(spec.bddl_name, seed=expert_seed, noise=noise)
     expert.reset(env)
     # the expert's action: float32[7], clipped to [-1, 1]
-    return record_episode(env, obs, lambda _: expert.act(env), CAMERA_KEYS, env.max_steps, TAIL_STEPS)
+    label = (lambda: expert.clean_action) if labels == "clean" else None
+    return record_episode(env, obs, lambda _: expert.act(env), CAMERA_KEYS, env.max_steps, TAIL_STEPS, label=label)
 
 
 # ---------------------------------------------------------------------------- the stream
@@ -117,20 +122,24 @@ def _resolve_stream(stream: str) -> list[LiberoTaskSpec]:
 
 
 def generation_params(stream: str, specs: list[LiberoTaskSpec], request: demos.DemoRequest, render_mode: str,
-                      noise: float) -> dict[str, Any]:
+                      noise: float, labels: str = "executed") -> dict[str, Any]:
     """Everything that determines the dataset's content (compared to reuse a cached dataset)."""
     tasks = [[s.bddl_name, s.instruction, s.max_steps] for s in specs]
-    return {**demos.common_params(GENERATOR_VERSION, stream, tasks, request),
-            "render_mode": render_mode, "noise": float(noise), "tail_steps": TAIL_STEPS}
+    params = {**demos.common_params(GENERATOR_VERSION, stream, tasks, request),
+              "render_mode": render_mode, "noise": float(noise), "tail_steps": TAIL_STEPS}
+    if labels != "executed":  # only when set: datasets made before the option existed stay reusable
+        params["labels"] = labels
+    return params
 
 
 def _plan(spec: LiberoTaskSpec, k: int, seed: int, image_size: tuple[int, int], render_mode: str, noise: float,
-          needed: int) -> demos.TaskPlan:
+          labels: str, needed: int) -> demos.TaskPlan:
     """How the demos of task `k` are collected; deterministic for any pool size."""
     n_init = _n_init_states(spec)
 
     def job(a: int) -> tuple:
-        return spec, train_env_seed(seed, a, n_init), noise_seed(seed, k, a), tuple(image_size), render_mode, noise
+        return (spec, train_env_seed(seed, a, n_init), noise_seed(seed, k, a), tuple(image_size), render_mode, noise,
+                labels)
 
     def failure(successes: int, attempts: int) -> str:
         return (f"the scripted expert of {spec.bddl_name} succeeded in only {successes} of {attempts} episodes "
@@ -165,6 +174,7 @@ def generate_stream_dataset(
     *,
     render_mode: Optional[str] = None,
     noise: float = 0.05,
+    labels: str = "executed",
     force: bool = False,
     workers: Optional[int] = None,
     progress: bool = True,
@@ -173,7 +183,8 @@ def generate_stream_dataset(
     """Generate (or reuse) the demo dataset of libero_goal_mini or libero_goal_scripted; returns its directory.
 
     `render_mode` defaults to the suite's (what its evaluation renders with). `workers` processes
-    run the episodes (default: min(2, CPU cores)); the output does not depend on it.
+    run the episodes (default: min(2, CPU cores)); the output does not depend on it. `labels`: "executed"
+    records the action that was executed, "clean" the expert's action before its `noise` (see the module docstring).
     """
     from AlphaBrain.benchmarks.libero.render import render_settings, resolve_mode
     from AlphaBrain.benchmarks.libero.tasks import default_render_mode
@@ -184,11 +195,13 @@ def generate_stream_dataset(
                                  log=log, sides=(8, 1024))
     if not 0.0 <= float(noise) <= 0.5:
         raise UserError(f"noise (std of the experts' action noise) must be in 0..0.5, got {noise}")
+    if labels not in LABELS:
+        raise UserError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
     if render_mode is None:
         render_mode = resolve_mode(default_render_mode(stream))  # $ALPHABRAIN_LIBERO_RENDER, else the suite's
     render_settings(render_mode)  # unknown -> the error listing the modes
     train_env_seed(seed, 0)  # validates the seed range
-    params = generation_params(stream, specs, request, render_mode, noise)
+    params = generation_params(stream, specs, request, render_mode, noise, labels)
     if demos.reuse_cached(request, params, MARKER, stream, len(specs)):
         return root
 
@@ -207,7 +220,7 @@ def generate_stream_dataset(
 
     needed = request.episodes_per_task
     run = demos.write_demo_dataset(
-        request, len(specs), lambda k: _plan(specs[k], k, seed, request.image_size, render_mode, noise, needed),
+        request, len(specs), lambda k: _plan(specs[k], k, seed, request.image_size, render_mode, noise, labels, needed),
         expert_episode, demos.DatasetLayout(FPS, ROBOT_TYPE, 8, 7, CAMERA_KEYS, STATE_NAMES, ACTION_NAMES),
         pool_size=min(request.workers, needed + 1), marker=MARKER, params=params,
         summary_row=summary_row, versions={"mujoco": mujoco.__version__},
@@ -226,6 +239,9 @@ def _add_expert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--render-mode", default=None, choices=list(RENDER_MODES),
                    help="render settings (default: the suite's, i.e. what its evaluation uses)")
     p.add_argument("--noise", type=float_arg(0.0, 0.5), default=0.05, help="std of the experts' action noise (default 0.05)")
+    p.add_argument("--labels", choices=LABELS, default="executed",
+                   help="the action recorded per frame: the executed (noisy) one (default) or the expert's action "
+                        "before its noise, while the noisy one is executed (DART: demos of recovering from errors)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return demos.run_generator(generate_stream_dataset, args, render_mode=args.render_mode, noise=args.noise)
+    return demos.run_generator(generate_stream_dataset, args, render_mode=args.render_mode, noise=args.noise,
+                               labels=args.labels)
 
 
 if __name__ == "__main__":

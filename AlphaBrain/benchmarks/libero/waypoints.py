@@ -141,6 +141,7 @@ class ScriptedExpert:
         self.k = 0
         self.t = 0
         self._frozen: Optional[np.ndarray] = None
+        self.clean_action: Optional[np.ndarray] = None  # the last action before its noise
         self.yaw = 0.0
         self.tilt = 0.0   # about world x, after the yaw (see _down_orientation)
 
@@ -209,9 +210,14 @@ class ScriptedExpert:
         return np.clip(err * self.rot_gain, -1.0, 1.0)
 
     def _finish(self, pos: np.ndarray, rot: np.ndarray, gripper: float) -> np.ndarray:
-        arm = np.concatenate([pos, rot])
-        if self.noise > 0:
-            arm = arm + self.rng.normal(0.0, self.noise, size=6)
+        clean = np.concatenate([pos, rot])
+        # The noise-free action is kept for noise-free labels (DART): the noisy one is executed, so the
+        # demos visit the states a slightly-off policy reaches, and the label says how the expert recovers.
+        self.clean_action = self._clip(clean, gripper)
+        arm = clean + self.rng.normal(0.0, self.noise, size=6) if self.noise > 0 else clean
+        return self._clip(arm, gripper)
+
+    def _clip(self, arm: np.ndarray, gripper: float) -> np.ndarray:
         arm = np.clip(arm, -self.max_delta, self.max_delta)
         return np.clip(np.concatenate([arm, [gripper]]), -1.0, 1.0).astype(np.float32)
 
