@@ -11,6 +11,15 @@ from AlphaBrain.model import FRAMEWORK_REGISTRY, build_framework
 # Contract tests run on every registered framework that can be built without downloaded weights.
 CPU_FRAMEWORKS = sorted(name for name, cls in FRAMEWORK_REGISTRY.items() if not cls.needs_pretrained_weights)
 
+# Settings that change what a policy computes (another head) and must satisfy the contract too:
+# label -> (framework name, framework keys).
+VARIANTS = {"TinyVLA[flow]": ("TinyVLA", {"action_model": {"head": "flow"}})}
+CONTRACT_CASES = CPU_FRAMEWORKS + sorted(VARIANTS)
+
+
+def base_name(name: str) -> str:
+    return VARIANTS[name][0] if name in VARIANTS else name
+
 
 @pytest.fixture(autouse=True)
 def _one_thread_and_seed():
@@ -29,7 +38,11 @@ def spec() -> DataSpec:
 
 
 def build(name: str, spec: DataSpec, seed: int = 0, **framework_keys):
+    """A registered framework, or a VARIANTS label, with `framework_keys` (top-level blocks) on top."""
     torch.manual_seed(seed)
+    if name in VARIANTS:
+        name, variant_keys = VARIANTS[name]
+        framework_keys = {**variant_keys, **framework_keys}
     return build_framework({"framework": {"name": name, **framework_keys}}, spec)
 
 

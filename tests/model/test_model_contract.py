@@ -10,9 +10,9 @@ from AlphaBrain.dataloader.spec import DataSpec
 from AlphaBrain.model.synthetic import synthetic_examples
 from AlphaBrain.utils.errors import DatasetError
 
-from conftest import CPU_FRAMEWORKS, build
+from conftest import CONTRACT_CASES, base_name, build
 
-pytestmark = pytest.mark.parametrize("name", CPU_FRAMEWORKS)
+pytestmark = pytest.mark.parametrize("name", CONTRACT_CASES)
 
 
 def test_forward_gives_finite_scalar_loss_and_grads_everywhere(name, spec):
@@ -164,7 +164,7 @@ FAST_SETTINGS = {"TinyVLA": {"tiny": {"image_size": 32, "random_shift": 2}}}
 
 def test_overfits_a_few_samples(name):
     spec = DataSpec(state_dim=4, action_dim=4, action_horizon=8, num_cameras=1, image_size=(32, 32))
-    model = build(name, spec, **FAST_SETTINGS.get(name, {})).train()
+    model = build(name, spec, **FAST_SETTINGS.get(base_name(name), {})).train()
     examples = synthetic_examples(spec, 8, seed=5)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     first = None

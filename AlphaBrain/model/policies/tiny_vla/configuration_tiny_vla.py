@@ -4,7 +4,8 @@
       tiny: {image_size, vision_channels, vision_groups, vision_feature_channels, vision_dim,
              film, text_buckets, text_embed_dim, text_dim, text_ngrams, state_dim_hidden, random_shift}
             -> TinyVLAConfig
-      action_model: {action_horizon, hidden_dim, num_layers, dropout, loss}
+      action_model: {action_horizon, hidden_dim, num_layers, dropout, loss,
+                     head, flow_steps, flow_repeats, flow_noise_seed}
             -> TinyActionModelConfig
 """
 
@@ -15,6 +16,10 @@ from typing import ClassVar
 
 from AlphaBrain.model.core.config import ActionModelConfig, BlockConfig
 from AlphaBrain.model.core.losses import CHUNK_LOSSES
+
+#: `framework.action_model.head`: "mlp" regresses the chunk (loss: `loss`), "flow" learns the
+#: distribution of chunks by flow matching (modules/flow_chunk_head.py; loss: velocity MSE).
+TINY_HEADS: tuple[str, ...] = ("mlp", "flow")
 
 
 @dataclass
@@ -65,6 +70,10 @@ class TinyActionModelConfig(ActionModelConfig):
     num_layers: int = 2
     dropout: float = 0.0
     loss: str = "l1"
+    head: str = "mlp"
+    flow_steps: int = 10
+    flow_repeats: int = 4
+    flow_noise_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,3 +81,7 @@ class TinyActionModelConfig(ActionModelConfig):
         self.check_int("num_layers", 1, 8)
         self.check_float("dropout", 0.0, 0.9)
         self.check_choice("loss", CHUNK_LOSSES)
+        self.check_choice("head", TINY_HEADS)
+        self.check_int("flow_steps", 1, 1000)
+        self.check_int("flow_repeats", 1, 64)
+        self.check_int("flow_noise_seed", 0, 2**31 - 1)

@@ -6,8 +6,10 @@
 
 The text embedding also FiLM-modulates the image features, so two instructions
 in the same scene (open / close the drawer) can look at different things.
-Loss: L1 (default) on the normalized chunk, averaged over the valid steps of
-each sample (`action_mask`). Random-shift augmentation runs in training mode only.
+Head (`framework.action_model.head`): `mlp` (default) regresses the chunk, loss L1 (default) on
+the normalized chunk averaged over the valid steps of each sample (`action_mask`); `flow` learns
+the distribution of chunks by flow matching (modules/flow_chunk_head.py) on the same features.
+Random-shift augmentation runs in training mode only.
 
 YAML (`configs/continual_learning/models/tiny.yaml`): `framework.tiny` and
 `framework.action_model`, listed in configuration_tiny_vla.py.
@@ -28,6 +30,7 @@ from AlphaBrain.model.core.batch import PolicyBatch
 from AlphaBrain.model.core.config import to_plain
 from AlphaBrain.model.modules.action_heads import MLPChunkHead
 from AlphaBrain.model.modules.augment import random_shift
+from AlphaBrain.model.modules.flow_chunk_head import FlowChunkHead
 from AlphaBrain.model.modules.language import HashedTextEncoder
 from AlphaBrain.model.modules.vision import FiLMConvEncoder
 from AlphaBrain.model.policies.common.base import ChunkRegressionPolicy
@@ -77,14 +80,19 @@ class TinyVLA(ChunkRegressionPolicy):
         )
         self.state_encoder = _StateEncoder(data_spec.state_dim, tiny.state_dim_hidden)
         fused = self.num_cameras * tiny.vision_dim + tiny.text_dim + self.state_encoder.out_dim
-        self.action_model = MLPChunkHead(
-            fused,
-            action_model.hidden_dim,
-            action_model.num_layers,
-            self.action_horizon,
-            self.action_dim,
-            action_model.dropout,
+        head_args = (
+            fused, action_model.hidden_dim, action_model.num_layers, self.action_horizon, self.action_dim, action_model.dropout,
         )
+        self.action_model: MLPChunkHead | FlowChunkHead
+        if action_model.head == "flow":
+            self.action_model = FlowChunkHead(
+                *head_args,
+                steps=action_model.flow_steps,
+                repeats=action_model.flow_repeats,
+                noise_seed=action_model.flow_noise_seed,
+            )
+        else:
+            self.action_model = MLPChunkHead(*head_args)
 
     @classmethod
     def from_config(cls, cfg: Any, data_spec: DataSpec) -> "TinyVLA":
@@ -106,4 +114,21 @@ class TinyVLA(ChunkRegressionPolicy):
 
     def _chunk(self, examples: Sequence[Mapping[str, Any]], *, require_action: bool) -> tuple[PolicyBatch, torch.Tensor]:
         batch = self.collate(examples, require_action=require_action, image_size=self.image_size)
-        return batch, self.action_model(self._encode(batch))
+        features = self._encode(batch)
+        if isinstance(self.action_model, FlowChunkHead):
+            return batch, self.action_model.sample(features)
+        return batch, self.action_model(features)
+
+    # The flow head is not a regression: its loss and distillation output are its own.
+
+    def per_sample_action_loss(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        if not isinstance(self.action_model, FlowChunkHead):
+            return super().per_sample_action_loss(examples)
+        batch = self.collate(examples, require_action=True, image_size=self.image_size)
+        return self.action_model.loss(self._encode(batch), batch.action, batch.action_mask)
+
+    def action_outputs(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        if not isinstance(self.action_model, FlowChunkHead):
+            return super().action_outputs(examples)
+        batch = self.collate(examples, require_action=False, image_size=self.image_size)
+        return self.action_model.distill_output(self._encode(batch))
