@@ -112,9 +112,12 @@ class TinyVLA(ChunkRegressionPolicy):
         vis = self.vision(images, cond).view(b, n_cam * self.vision.out_dim)
         return torch.cat([vis, text, self.state_encoder(batch.state)], dim=-1)
 
-    def _chunk(self, examples: Sequence[Mapping[str, Any]], *, require_action: bool) -> tuple[PolicyBatch, torch.Tensor]:
+    def _features(self, examples: Sequence[Mapping[str, Any]], *, require_action: bool) -> tuple[PolicyBatch, torch.Tensor]:
         batch = self.collate(examples, require_action=require_action, image_size=self.image_size)
-        features = self._encode(batch)
+        return batch, self._encode(batch)
+
+    def _chunk(self, examples: Sequence[Mapping[str, Any]], *, require_action: bool) -> tuple[PolicyBatch, torch.Tensor]:
+        batch, features = self._features(examples, require_action=require_action)
         if isinstance(self.action_model, FlowChunkHead):
             return batch, self.action_model.sample(features)
         return batch, self.action_model(features)
@@ -124,11 +127,10 @@ class TinyVLA(ChunkRegressionPolicy):
     def per_sample_action_loss(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         if not isinstance(self.action_model, FlowChunkHead):
             return super().per_sample_action_loss(examples)
-        batch = self.collate(examples, require_action=True, image_size=self.image_size)
-        return self.action_model.loss(self._encode(batch), batch.action, batch.action_mask)
+        batch, features = self._features(examples, require_action=True)
+        return self.action_model.loss(features, batch.action, batch.action_mask)
 
     def action_outputs(self, examples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         if not isinstance(self.action_model, FlowChunkHead):
             return super().action_outputs(examples)
-        batch = self.collate(examples, require_action=False, image_size=self.image_size)
-        return self.action_model.distill_output(self._encode(batch))
+        return self.action_model.distill_output(self._features(examples, require_action=False)[1])
