@@ -6,7 +6,8 @@ stream, steps, batch, memory size and evaluation seeds for every method, and
 times each phase. Finished phases are skipped on a re-run (training resumes from
 its last task checkpoint, evaluation skips evaluated cells), so an interrupted
 benchmark continues where it stopped. Prints a table and writes it, with the
-per-run numbers, to `<out>/summary.{json,md}`.
+per-run numbers, to `<out>/summary.{json,md}`; the lines of an earlier table there
+with the same settings are kept (`--replace-summary` drops them).
 
 `--preset` picks named settings (quality_sweep.PRESETS); a flag given explicitly
 overrides the preset's value. `--sweep KEY=V1,V2,...` runs every method at every
@@ -30,6 +31,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     p.add_argument("--summary-only", action="store_true",
                    help="run nothing: print the table from the finished runs (others are listed as missing)")
+    p.add_argument("--replace-summary", action="store_true",
+                   help="write the table of this invocation's methods, seeds and values only (by default the lines "
+                        "of an earlier table in --out with the same settings are kept and this run's are added)")
     args = p.parse_args(argv)
     known = algorithm_names()
     if args.methods == ["all"]:
@@ -226,6 +231,61 @@ def finished_records(args, out: Path, value: str | None = None) -> dict[str, lis
     return records
 
 
+# Settings an earlier table must share for its lines to stay in the table this invocation writes.
+SUMMARY_SCOPE = ("preset", "suite", "model", "steps", "batch", "trials", *MEMORY_KEYS, "set")
+
+
+def summary_settings(args) -> dict:
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("dry_run", "sweep", "handled", "fixed", "entries", "replace_summary")}
+    settings["set"] = [f"{f.key}={f.values[0]}" for f in args.fixed]
+    if args.sweep:
+        settings["sweep"] = {"key": args.sweep.key, "values": list(args.sweep.values)}
+    return settings
+
+
+def widen_to_earlier_summary(args, path: Path) -> None:
+    """Add the methods, variants, seeds and swept values of the table at `path`, if made with the same settings.
+
+    One more method or seed run into a folder then adds lines to its table instead of replacing the table with
+    that run alone; the lines are recomputed from the run records, so nothing stale is carried over.
+    """
+    if args.replace_summary or not path.exists():
+        return
+    try:
+        earlier = json.loads(path.read_text())["settings"]
+        now = summary_settings(args)
+        same = all(earlier.get(k) == now.get(k) for k in SUMMARY_SCOPE)
+        if args.sweep:
+            same = same and earlier.get("sweep", {}).get("key") == args.sweep.key
+        known = algorithm_names()
+        entries = [Variant(m, m, ()) for m in earlier["methods"] if m in known]
+        entries += [parse_variant(text, {m: declared(m) for m in known}) for text in earlier.get("variants", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        print(f"note: {path} is not a table this script wrote ({exc}); it is replaced", file=sys.stderr)
+        return
+    if not same:
+        print(f"note: {path} was made with other settings; it is replaced", file=sys.stderr)
+        return
+    mine = {e.label: e for e in args.entries}
+    added = [e for e in entries if e.label not in mine]
+    # The earlier table's order, then this invocation's new lines; a label in both takes this invocation's entry.
+    args.entries = [*(mine.pop(e.label, e) for e in entries), *mine.values()]
+    args.methods = [e.label for e in args.entries if not e.fixed]
+    args.variants = [*earlier.get("variants", []), *(v for v in args.variants if v not in earlier.get("variants", []))]
+    args.seeds = sorted({*args.seeds, *earlier["seeds"]})
+    if args.sweep:
+        values = [*earlier["sweep"]["values"], *(v for v in args.sweep.values if v not in earlier["sweep"]["values"])]
+        try:
+            values.sort(key=float)
+        except ValueError:
+            pass  # not numbers: earlier values first, in their order
+        args.sweep = replace(args.sweep, values=tuple(values))
+    if added:
+        print(f"note: {path.name} keeps the lines of {', '.join(e.label for e in added)} "
+              "(--replace-summary drops them)", file=sys.stderr)
+
+
 def cell(agg: dict, key: str) -> str:
     a = agg[key]
     fmt = format_percent if key in ("asr", "diagonal_mean") else format_pp
@@ -268,29 +328,25 @@ def main(argv=None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     dataset = args.suite
-    if args.suite.startswith("metaworld"):
+    if args.suite.startswith("metaworld") and not args.summary_only:
         print(f"[demos] {args.suite}", flush=True)
         start = time.perf_counter()
         run_phase([sys.executable, "-m", "AlphaBrain.benchmarks.metaworld.generate", "--stream", args.suite],
                   out / "demos.log", args.dry_run)
         print(f"  demos: {time.perf_counter() - start:.0f} s (cached after the first run)")
-    values = args.sweep.values if args.sweep else (None,)
-    records = {}
-    for value in values:
-        if args.summary_only:
-            records[value] = finished_records(args, out, value)
-        else:
-            # A method the swept key cannot change has one run id for every value: later values find it done.
-            records[value] = {e.label: [run_one(args, e, s, dataset, out, value) for s in args.seeds]
-                              for e in args.entries}
+    if not args.summary_only:
+        for value in args.sweep.values if args.sweep else (None,):
+            for entry in args.entries:  # a method the swept key cannot change: later values find its run done
+                for seed in args.seeds:
+                    run_one(args, entry, seed, dataset, out, value)
     if args.dry_run:
         return 0
-    tables = "\n\n".join(summarize(args, records[v], v) for v in values)
     name = f"sweep_{args.sweep.short}" if args.sweep else "summary"
-    settings = {k: v for k, v in vars(args).items() if k not in ("dry_run", "sweep", "handled", "fixed", "entries")}
-    settings["set"] = [f"{f.key}={f.values[0]}" for f in args.fixed]
-    if args.sweep:
-        settings["sweep"] = {"key": args.sweep.key, "values": list(args.sweep.values)}
+    widen_to_earlier_summary(args, out / f"{name}.json")
+    values = args.sweep.values if args.sweep else (None,)
+    records = {value: finished_records(args, out, value) for value in values}
+    tables = "\n\n".join(summarize(args, records[v], v) for v in values)
+    settings = summary_settings(args)
     atomic_write_text(out / f"{name}.md", tables + "\n")
     atomic_write_text(out / f"{name}.json", json.dumps(
         {"settings": settings, "runs": records if args.sweep else records[None]}, indent=2))

@@ -114,3 +114,35 @@ def test_plot_draws_asr_against_the_value_from_records(tmp_path):
     assert [n for *_, n in series["er"]] == [2, 1] and [n for *_, n in series["sequential"]] == [2, 2, 2]
     png = plot_sweep(sweep, records, tmp_path / "sweep.png", "synthetic")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_of_one_more_method_adds_its_line_to_the_table_and_keeps_the_others(bench, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def finish(method, asr, seed=0):
+        rid = f"bench_metaworld_cl5_1000_{method}_s{seed}"
+        (runs / f"{rid}.json").write_text(json.dumps(
+            {"run_id": rid, "seconds": {"train": 10.0, "eval": 5.0}, "metrics": {"asr": asr}}))
+
+    def table():
+        return [line.split(" | ")[0][2:] for line in (tmp_path / "summary.md").read_text().splitlines()
+                if line.startswith("| ") and not line.startswith("| method")]
+
+    base = ["--summary-only", "--out", str(tmp_path), "--seeds", "0"]
+    finish("sequential", 0.1), finish("er", 0.5)
+    assert bench.main([*base, "--methods", "sequential", "er"]) == 0
+    assert table() == ["sequential", "er"]
+    finish("agem", 0.4), finish("agem", 0.6, seed=1)
+    assert bench.main([*base[:-1], "1", "--methods", "agem"]) == 0  # one more method, at seed 1 only
+    assert table() == ["sequential", "er", "agem"]
+    assert "keeps the lines of sequential, er" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["methods"] == ["sequential", "er", "agem"] and summary["settings"]["seeds"] == [0, 1]
+    assert [r["metrics"]["asr"] for r in summary["runs"]["agem"]] == [0.4, 0.6]  # both seeds, from the records
+    assert bench.main([*base, "--methods", "agem", "--trials", "5"]) == 0  # other settings: a table of its own
+    assert "made with other settings" in capsys.readouterr().err
+    assert bench.main([*base, "--methods", "er", "--trials", "5"]) == 0
+    assert table() == ["agem", "er"]
+    assert bench.main([*base, "--methods", "er", "--trials", "5", "--replace-summary"]) == 0
+    assert table() == ["er"]
