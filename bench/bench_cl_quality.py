@@ -1,4 +1,4 @@
-"""Quality of CL methods on the built-in simulated benchmark: ASR / BWT / F, mean ± std over seeds.
+r"""Quality of CL methods on the built-in simulated benchmark: ASR / BWT / F, mean ± std over seeds.
 
 For every (method, seed) it runs exactly what a user runs — `run_cl_train.sh` then
 `run_cl_eval.sh` (the full T x T matrix in the simulator) — with the same
