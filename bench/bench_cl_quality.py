@@ -269,8 +269,8 @@ def widen_to_earlier_summary(args, path: Path) -> None:
         return
     mine = {e.label: e for e in args.entries}
     added = [e for e in entries if e.label not in mine]
-    # The earlier table's order, then this invocation's new lines; a label in both takes this invocation's entry.
-    args.entries = [*(mine.pop(e.label, e) for e in entries), *mine.values()]
+    if added:  # the earlier table's order, then this invocation's new lines (a label in both: this invocation's)
+        args.entries = [*(mine.pop(e.label, e) for e in entries), *mine.values()]
     args.methods = [e.label for e in args.entries if not e.fixed]
     args.variants = [*earlier.get("variants", []), *(v for v in args.variants if v not in earlier.get("variants", []))]
     args.seeds = sorted({*args.seeds, *earlier["seeds"]})

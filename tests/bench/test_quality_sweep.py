@@ -140,6 +140,8 @@ def test_a_run_of_one_more_method_adds_its_line_to_the_table_and_keeps_the_other
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["settings"]["methods"] == ["sequential", "er", "agem"] and summary["settings"]["seeds"] == [0, 1]
     assert [r["metrics"]["asr"] for r in summary["runs"]["agem"]] == [0.4, 0.6]  # both seeds, from the records
+    assert bench.main([*base, "--methods", "agem", "er", "sequential"]) == 0  # every line named: the order given
+    assert table() == ["agem", "er", "sequential"]
     assert bench.main([*base, "--methods", "agem", "--trials", "5"]) == 0  # other settings: a table of its own
     assert "made with other settings" in capsys.readouterr().err
     assert bench.main([*base, "--methods", "er", "--trials", "5"]) == 0
