@@ -73,6 +73,16 @@ def test_model_overlay_lookup_lists_models():
     assert cfg.framework.name
 
 
+def test_tiny_model_trains_at_its_measured_batch_unless_overridden():
+    # Every documented tiny-model result is at batch 64; cl_base.yaml's 16 is sized for the large models.
+    base = compose_config([BASE_CONFIG])
+    tiny = compose_config([BASE_CONFIG, model_overlay_path("tiny")])
+    override = compose_config([BASE_CONFIG, model_overlay_path("tiny")], ["datasets.vla_data.per_device_batch_size=4"])
+    assert base.datasets.vla_data.per_device_batch_size == 16
+    assert tiny.datasets.vla_data.per_device_batch_size == 64
+    assert override.datasets.vla_data.per_device_batch_size == 4
+
+
 def test_missing_framework_is_explained():
     with pytest.raises(ConfigError, match="No model selected"):
         load_run_config([BASE_CONFIG])
