@@ -4,7 +4,7 @@ The file format, the `SuccessMatrix` type and the validation of a file's content
 `success_matrix.py`. Here a matrix is read (`load_matrix`, `as_matrix`), written
 (`write_matrix`, `write_metrics`), mapped to the training order by task name
 (`train_order_matrix`, `train_order_initial`), turned into metrics (`metrics_json`,
-`aggregate_runs` over seeds) and printed (`format_matrix_table`).
+`aggregate_runs` and `final_per_task` over seeds) and printed (`format_matrix_table`).
 """
 
 from __future__ import annotations
@@ -254,3 +254,22 @@ def aggregate_runs(runs: Sequence[dict]) -> dict:
     was last-only. std is None when n < 2, mean is None when n = 0.
     """
     return {key: M.aggregate([r.get(key) for r in runs]) for key in M.SCALAR_METRICS}
+
+
+def final_per_task(matrices: Sequence[MatrixLike]) -> Optional[dict]:
+    """Each task's success after the last task, over several runs of one stream (e.g. seeds).
+
+    {task: {"values": [run 1, run 2, ...], "mean", "std", "n"}} in the first run's train order; a run
+    whose final checkpoint or task column was not evaluated gives None there (skipped by mean and
+    std). Which tasks stay weak across seeds is what a mean ASR hides. None when the runs do not
+    train the same set of tasks: their columns cannot be matched.
+    """
+    ms = [as_matrix(m) for m in matrices]
+    if not ms or len({frozenset(m.train_order) for m in ms}) > 1:
+        return None
+    values: dict[str, list[Optional[float]]] = {name: [] for name in ms[0].train_order}
+    for m in ms:
+        last = train_order_matrix(m)[m.num_tasks - 1]
+        for name, v in zip(m.train_order, last):
+            values[name].append(None if math.isnan(v) else float(v))
+    return {name: {"values": vs, **M.aggregate(vs)} for name, vs in values.items()}

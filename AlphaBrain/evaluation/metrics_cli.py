@@ -28,6 +28,7 @@ from AlphaBrain.evaluation.curve import matching_curve
 from AlphaBrain.evaluation.matrix import (
     SuccessMatrix,
     aggregate_runs,
+    final_per_task,
     format_matrix_table,
     load_matrix,
     metrics_json,
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also print the success matrix in %% (rows and columns in train order, — = not evaluated)")
     parser.add_argument("--json", action="store_true",
                         help="print only the metrics.json content (fractions, null = not computable); "
-                             "with --seeds: {\"runs\": [...], \"aggregate\": {...}}")
+                             "with --seeds: {\"runs\": [...], \"aggregate\": {...}, \"final_per_task\": {...}}")
     parser.add_argument("--plot", metavar="PNG", type=output_file("heatmap.png"),
                         help="write the heatmap of the matrix (metrics in the title) to PNG")
     parser.add_argument("--report", metavar="HTML", type=output_file("report.html"),
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default results/Checkpoints)")
     parser.add_argument("--seeds", nargs="+", metavar="DIR_OR_JSON", default=[],
                         help="more runs of the same setup (e.g. other seeds): report each and the mean ± std (n) "
-                             "over all runs, the positional one included")
+                             "over all runs, the positional one included, and each task's success after the last task per run "
+                             "with its mean ± std (which tasks stay weak across seeds)")
     return parser
 
 
@@ -143,10 +145,27 @@ def format_aggregate(matrices: list[SuccessMatrix], runs: list[dict], agg: dict)
         mean = "—" if s["mean"] is None else f"{round(s['mean'] * 100, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
         std = "—" if s["std"] is None else f"{s['std'] * 100:.1f}"
         lines.append(f"  {label:<5}{mean:>7} ± {std:<5} {unit:<2}  (n={s['n']})")
-    sets = {frozenset(m.train_order) for m in matrices}
-    if len(sets) > 1:
+    per_task = final_per_task(matrices)
+    if per_task is None:
         lines.append("Note: the runs do not train the same set of tasks; their metrics may not be comparable.")
+    elif any(s["n"] for s in per_task.values()):
+        lines += ["", *format_final_per_task(per_task)]
     return "\n".join(lines)
+
+
+def format_final_per_task(per_task: dict) -> list[str]:
+    """Per task (train order), each run's success after the last task and the mean ± std, in %."""
+    names = [f"T{i} {name}" for i, name in enumerate(per_task)]
+    runs = len(next(iter(per_task.values()))["values"])
+    w = max(len(x) for x in names + ["task"]) + 2
+    cell = lambda v: "—" if v is None else f"{v * 100:.0f}"  # noqa: E731
+    lines = ["success after the last task, per task (%; runs #1.. in the order above):",
+             f"{'task':<{w}}" + "".join(f"{'#' + str(r + 1):>6}" for r in range(runs)) + "   mean ± std"]
+    for label, s in zip(names, per_task.values()):
+        mean = "—" if s["mean"] is None else f"{s['mean'] * 100:.1f}"
+        std = "—" if s["std"] is None else f"{s['std'] * 100:.1f}"
+        lines.append(f"{label:<{w}}" + "".join(f"{cell(v):>6}" for v in s["values"]) + f"   {mean:>5} ± {std}")
+    return lines
 
 
 def check_usage(args: argparse.Namespace) -> list[str]:
@@ -191,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         agg = aggregate_runs(runs)
         if args.json:
-            print(json.dumps({"runs": runs, "aggregate": agg}, indent=2))
+            print(json.dumps({"runs": runs, "aggregate": agg, "final_per_task": final_per_task(matrices)}, indent=2))
         else:
             if args.show_matrix:
                 for m in matrices:

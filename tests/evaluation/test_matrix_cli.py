@@ -13,6 +13,7 @@ import pytest
 from AlphaBrain.evaluation import metrics as M
 from AlphaBrain.evaluation.matrix import (
     aggregate_runs,
+    final_per_task,
     format_matrix_table,
     load_matrix,
     metrics_json,
@@ -274,6 +275,36 @@ def test_seeds_mean_and_std(cli, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["aggregate"]["asr"]["mean"] == pytest.approx(1.75 / 3)
     assert data["aggregate"]["asr"]["n"] == 2 and len(data["runs"]) == 2
+
+
+def test_seeds_per_task_after_the_last_task(cli, tmp_path, capsys):
+    # Run 0: the full matrix (last row 0.3 0.6 0.7 in train order c, a, b). Run 1: last-only, columns in
+    # alphabetical order, b_task not evaluated. Columns are matched by name, the gap is skipped.
+    p0 = write_matrix(tmp_path / "s0", run_id="s0", train_order=ORDER, eval_tasks=ORDER, checkpoints=CKPTS,
+                      success=ORDERED)
+    p1 = write_matrix(tmp_path / "s1", run_id="s1", train_order=ORDER, eval_tasks=["a_task", "c_task"],
+                      checkpoints=[CKPTS[2]], success=[[1.0, 0.5]])
+    per_task = final_per_task([load_matrix(p0), load_matrix(p1)])
+    assert list(per_task) == ORDER
+    assert per_task["c_task"]["values"] == [0.3, 0.5] and per_task["c_task"]["mean"] == pytest.approx(0.4)
+    assert per_task["a_task"]["std"] == pytest.approx(math.sqrt(0.08))  # 0.6 and 1.0
+    assert per_task["b_task"] == {"values": [0.7, None], "mean": pytest.approx(0.7), "std": None, "n": 1}
+
+    assert cli([str(p0), "--seeds", str(p1)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:2] in ("T0", "T1", "T2")}
+    assert rows["T0"] == ["c_task", "30", "50", "40.0", "±", "14.1"]
+    assert rows["T2"] == ["b_task", "70", "—", "70.0", "±", "—"]
+    assert cli([str(p0), "--seeds", str(p1), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["final_per_task"]["a_task"]["values"] == [0.6, 1.0]
+
+    # Runs of different streams: no per-task table, a note instead.
+    other = write_matrix(tmp_path / "o", run_id="o", train_order=["x", "y"], eval_tasks=["x", "y"],
+                         success=[[0.1, 0.2], [0.3, 0.4]])
+    assert final_per_task([load_matrix(p0), load_matrix(other)]) is None
+    assert cli([str(p0), "--seeds", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "do not train the same set of tasks" in out and "per task" not in out
 
 
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, capsys):
