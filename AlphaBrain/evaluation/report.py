@@ -2,7 +2,8 @@
 
 One run: the heatmap, accuracy over time, each task's learning curve (curve.json), the training
 loss (the run's metrics.jsonl), the metrics table and the run's config. Several runs: ASR / BWT /
-NBT per method as bars with ±std error bars, the runs of a method being its seeds.
+NBT per method as bars with ±std error bars, the runs of a method being its seeds, then each
+task's success after the last task per method (where a mean ASR comes from).
 
 Every figure is a PNG embedded as base64, so the page is one file that can be mailed or archived;
 nothing is fetched when it is opened.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from AlphaBrain.evaluation import metrics as M
-from AlphaBrain.evaluation.matrix import SuccessMatrix, format_matrix_table
+from AlphaBrain.evaluation.matrix import SuccessMatrix, final_per_task, format_matrix_table
 from AlphaBrain.runs.layout import CONFIG_FILE, TRAIN_LOG_FILE
 from AlphaBrain.utils.atomic_io import atomic_write_text
 
@@ -133,8 +134,10 @@ def comparison_html(matrices: Sequence[SuccessMatrix], runs: Sequence[dict]) -> 
 
     labels = [m.run_id or str(m.source) for m in matrices]
     groups: dict[str, list[dict]] = {}
-    for label, r in zip(labels, runs):
+    group_matrices: dict[str, list[SuccessMatrix]] = {}
+    for label, r, m in zip(labels, runs, matrices):
         groups.setdefault(method_of(label), []).append(r)
+        group_matrices.setdefault(method_of(label), []).append(m)
     stats = {name: {key: M.aggregate([r.get(key) for r in rs]) for key, _ in COMPARED} for name, rs in groups.items()}
     head = "".join(f"<th>{label} (mean ± std)</th>" for _, label in COMPARED)
     rows = []
@@ -152,7 +155,30 @@ def comparison_html(matrices: Sequence[SuccessMatrix], runs: Sequence[dict]) -> 
             "<h2>Runs</h2>",
             "<table><tr><th>run</th><th>method</th>" + "".join(f"<th>{label}</th>" for _, label in COMPARED)
             + f"</tr>\n{per_run}</table>"]
+    body += _per_task_section(group_matrices, matrices)
     return _page(f"Comparison of {len(groups)} method(s), {len(runs)} run(s)", body)
+
+
+def _per_task_section(group_matrices: dict[str, list[SuccessMatrix]], matrices: Sequence[SuccessMatrix]) -> list[str]:
+    """Each task's success after the last task, per method (mean ± std over its runs): where a mean ASR comes from."""
+    from AlphaBrain.evaluation.report_plots import plot_comparison
+
+    if final_per_task(matrices) is None:  # different task sets: columns cannot be matched across methods
+        return ["<p class=\"note\">The runs do not train the same set of tasks: no per-task comparison.</p>"]
+    stats = {name: final_per_task(ms) for name, ms in group_matrices.items()}
+    tasks = list(next(iter(stats.values())))
+    if not any(s[t]["n"] for s in stats.values() for t in tasks):
+        return []
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in stats)
+    rows = "\n".join(
+        f"<tr><td>T{i} {html.escape(task)}</td>"
+        + "".join(f"<td class=\"num\">{html.escape(_mean_std('asr', s[task]))}</td>" for s in stats.values()) + "</tr>"
+        for i, task in enumerate(tasks))
+    ticks = [(task, f"T{i}") for i, task in enumerate(tasks)]  # the names are in the table below
+    return ["<h2>Per task, after the last task</h2>",
+            "<p>Success of each task at the final checkpoint, mean ± sample std over each method's runs, in %.</p>",
+            _png(lambda p: plot_comparison(stats, ticks, p, ylabel="success after the last task (%)", group_inches=0.8)),
+            f"<table><tr><th>task</th>{head}</tr>\n{rows}</table>"]
 
 
 def _mean_std(key: str, s: dict) -> str:

@@ -52,13 +52,16 @@ def plot_training_loss(records: Sequence[dict], out_png: str | os.PathLike) -> N
     _save(fig, out_png)
 
 
-def plot_comparison(methods: dict[str, dict], metrics: Sequence[tuple[str, str]], out_png: str | os.PathLike) -> None:
+def plot_comparison(methods: dict[str, dict], metrics: Sequence[tuple[str, str]], out_png: str | os.PathLike,
+                    ylabel: str = "% (levels) / pp (differences)", group_inches: float = 1.6) -> None:
     """Grouped bars: per metric, one bar per method at its mean with a ±std error bar (none when n < 2).
 
     `methods` = {method: {metric key: {"mean", "std", "n"}}}; `metrics` = [(key, label)]. Values in %.
+    The same figure serves any keyed statistics, e.g. each task's success after the last task
+    (keys = task names, `matrix.final_per_task`), with narrower groups (`group_inches`).
     """
     names = list(methods)
-    fig = Figure(figsize=(2.2 + 1.6 * len(metrics) + 0.3 * len(names) * len(metrics), 4.0))
+    fig = Figure(figsize=(2.2 + (group_inches + 0.3 * len(names)) * len(metrics), 4.0))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(metrics))
@@ -71,7 +74,7 @@ def plot_comparison(methods: dict[str, dict], metrics: Sequence[tuple[str, str]]
         ax.bar(x + (i - (len(names) - 1) / 2) * width, mean, width, yerr=err, capsize=3, color=color, label=label)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [label for _, label in metrics])
-    ax.set_ylabel("% (levels) / pp (differences)")
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title("mean ± sample std over each method's runs", fontsize=10)

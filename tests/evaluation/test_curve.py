@@ -124,7 +124,12 @@ def test_metrics_cli_prints_curve_metrics_and_writes_reports(curve_eval, curve_r
     compare = tmp_path / "compare.html"
     code = metrics_cli.main([str(out), "--seeds", str(out), "--report", str(compare)])
     assert code == 0
-    assert len(_embedded_pngs(compare.read_text())) == 1 and "<td>c</td>" in compare.read_text()
+    compare_html = compare.read_text()
+    # the method bars, then each task's success after the last task (one row per task of the stream)
+    assert len(_embedded_pngs(compare_html)) == 2 and "<td>c</td>" in compare_html
+    assert "Per task, after the last task" in compare_html
+    order = json.loads((out / "matrix.json").read_text())["train_order"]
+    assert all(f"<td>T{i} {task}</td>" in compare_html for i, task in enumerate(order))
 
 
 def test_metrics_cli_says_why_curve_metrics_are_null(tmp_path, capsys):
