@@ -130,6 +130,13 @@ def _run_label(m: SuccessMatrix, labels_seen: set[str]) -> str:
     return label
 
 
+def _mean_std_percent(s: dict) -> tuple[str, str]:
+    """An `aggregate` entry's mean and std in % with one decimal ("—" where None)."""
+    mean = "—" if s["mean"] is None else f"{round(s['mean'] * 100, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
+    std = "—" if s["std"] is None else f"{s['std'] * 100:.1f}"
+    return mean, std
+
+
 def format_aggregate(matrices: list[SuccessMatrix], runs: list[dict], agg: dict) -> str:
     seen: set[str] = set()
     labels = [_run_label(m, seen) for m in matrices]
@@ -141,10 +148,8 @@ def format_aggregate(matrices: list[SuccessMatrix], runs: list[dict], agg: dict)
     lines += ["", "mean ± std over the runs (n = runs that give the metric; std = sample std):"]
     for key in SCALAR_METRICS:
         label, unit, _ = DESCRIPTIONS[key]
-        s = agg[key]
-        mean = "—" if s["mean"] is None else f"{round(s['mean'] * 100, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
-        std = "—" if s["std"] is None else f"{s['std'] * 100:.1f}"
-        lines.append(f"  {label:<5}{mean:>7} ± {std:<5} {unit:<2}  (n={s['n']})")
+        mean, std = _mean_std_percent(agg[key])
+        lines.append(f"  {label:<5}{mean:>7} ± {std:<5} {unit:<2}  (n={agg[key]['n']})")
     per_task = final_per_task(matrices)
     if per_task is None:
         lines.append("Note: the runs do not train the same set of tasks; their metrics may not be comparable.")
@@ -158,13 +163,12 @@ def format_final_per_task(per_task: dict) -> list[str]:
     names = [f"T{i} {name}" for i, name in enumerate(per_task)]
     runs = len(next(iter(per_task.values()))["values"])
     w = max(len(x) for x in names + ["task"]) + 2
-    cell = lambda v: "—" if v is None else f"{v * 100:.0f}"  # noqa: E731
     lines = ["success after the last task, per task (%; runs #1.. in the order above):",
              f"{'task':<{w}}" + "".join(f"{'#' + str(r + 1):>6}" for r in range(runs)) + "   mean ± std"]
     for label, s in zip(names, per_task.values()):
-        mean = "—" if s["mean"] is None else f"{s['mean'] * 100:.1f}"
-        std = "—" if s["std"] is None else f"{s['std'] * 100:.1f}"
-        lines.append(f"{label:<{w}}" + "".join(f"{cell(v):>6}" for v in s["values"]) + f"   {mean:>5} ± {std}")
+        cells = "".join(f"{'—' if v is None else f'{v * 100:.0f}':>6}" for v in s["values"])
+        mean, std = _mean_std_percent(s)
+        lines.append(f"{label:<{w}}{cells}   {mean:>5} ± {std}")
     return lines
 
 
